@@ -1,0 +1,142 @@
+"""Typed configuration and the named profiles.
+
+A profile (``smoke``, ``quick``, ``paper``) is a named set of parameters: sizes of the data,
+training schedules. Code never branches on the profile name; it reads these fields. Every
+default lives here once.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass, field
+from typing import Any
+
+DETECTOR_KINDS = ("bce", "hsc", "dsvdd", "supervised_bce")
+#: detectors trained with outlier exposure
+OE_KINDS = ("bce", "hsc")
+
+
+def _positive(name: str, value: Any, allow_none: bool = False) -> None:
+    if value is None and allow_none:
+        return
+    if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+        raise ValueError(f"{name} must be a positive int{' or None' if allow_none else ''}, got {value!r}")
+
+
+@dataclass(frozen=True)
+class DetectorConfig:
+    """How a detector is trained (defaults: the authors' schedule, see the ``paper`` profile)."""
+
+    kind: str = "bce"
+    epochs: int = 200
+    milestones: tuple[int, ...] = (100, 150)
+    lr: float = 1e-3
+    weight_decay: float = 1e-6
+    gamma: float = 0.1  # MultiStepLR factor
+    batch_size: int = 128  # normal samples per batch; OE batches have the same size
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if self.kind not in DETECTOR_KINDS:
+            raise ValueError(f"unknown detector kind {self.kind!r}; valid: {list(DETECTOR_KINDS)}")
+        _positive("epochs", self.epochs)
+        _positive("batch_size", self.batch_size)
+        object.__setattr__(self, "milestones", tuple(self.milestones))
+        if any(m < 1 for m in self.milestones) or list(self.milestones) != sorted(self.milestones):
+            raise ValueError(f"milestones must be increasing positive epochs, got {self.milestones}")
+        if not (self.lr > 0 and 0 < self.gamma <= 1 and self.weight_decay >= 0):
+            raise ValueError("lr must be > 0, gamma in (0, 1], weight_decay >= 0")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
+
+    @property
+    def uses_oe(self) -> bool:
+        return self.kind in OE_KINDS
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+
+@dataclass(frozen=True)
+class Profile:
+    """A named parameter set.
+
+    ``max_train`` / ``max_test``: random subsets of the real datasets (None: all).
+    ``signs_train`` / ``signs_test``: number of synthetic signs generated per split.
+    ``n_oe``: number of OE images. ``offline_oe``: use the synthetic OE sources instead of the
+    downloadable ones (EMNIST letters / CIFAR-100).
+    ``detector_epochs``: epochs of detector training per image size (28 or 32): the 32×32
+    network costs ~15× more per epoch on a CPU. ``detector_milestones``: where MultiStepLR
+    drops the learning rate, as fractions of the epochs (the paper: 100 and 150 of 200).
+    """
+
+    name: str
+    max_train: int | None
+    max_test: int | None
+    signs_train: int
+    signs_test: int
+    n_oe: int
+    offline_oe: bool
+    detector_epochs: dict[int, int]
+    detector_milestones: tuple[float, ...]
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        _positive("max_train", self.max_train, allow_none=True)
+        _positive("max_test", self.max_test, allow_none=True)
+        for key in ("signs_train", "signs_test", "n_oe"):
+            _positive(key, getattr(self, key))
+        for size, epochs in self.detector_epochs.items():
+            _positive(f"detector_epochs[{size}]", epochs)
+        if any(not 0 < f < 1 for f in self.detector_milestones):
+            raise ValueError(f"detector_milestones are fractions in (0, 1), got {self.detector_milestones}")
+
+    def detector_config(self, kind: str, image_size: int, seed: int = 0, **overrides: Any) -> DetectorConfig:
+        """The detector configuration of this profile for ``kind`` on images of ``image_size``."""
+        if image_size not in self.detector_epochs:
+            raise ValueError(f"profile {self.name!r} has no detector schedule for {image_size}×{image_size} "
+                             f"images; sizes: {sorted(self.detector_epochs)}")
+        epochs = self.detector_epochs[image_size]
+        milestones = tuple(sorted({m for m in (round(f * epochs) for f in self.detector_milestones) if 0 < m < epochs}))
+        params: dict[str, Any] = dict(kind=kind, epochs=epochs, milestones=milestones, seed=seed)
+        params.update(overrides)
+        return DetectorConfig(**params)
+
+    def oe_source(self, dataset: str) -> str:
+        """The OE source for ``dataset``: synthetic offline, else the dataset's downloadable one."""
+        from .data.registry import DATASETS
+
+        if dataset not in DATASETS:
+            raise ValueError(f"unknown dataset {dataset!r}; valid: {list(DATASETS)}")
+        if self.offline_oe:
+            return "synthetic"
+        return "emnist_letters" if DATASETS[dataset].image_shape in ((1, 28, 28), (3, 28, 28)) else "cifar100"
+
+    def dataset_kwargs(self, dataset: str, split: str) -> dict[str, Any]:
+        """Size parameters for :func:`cfx_lib.data.load_dataset` under this profile."""
+        if dataset == "signs":
+            return {"n": self.signs_train if split == "train" else self.signs_test}
+        return {"max_samples": self.max_train if split == "train" else self.max_test}
+
+
+PROFILES: dict[str, Profile] = {
+    # seconds: for tests and CI
+    "smoke": Profile("smoke", max_train=600, max_test=300, signs_train=600, signs_test=300, n_oe=600,
+                     offline_oe=True, detector_epochs={28: 2, 32: 1}, detector_milestones=()),
+    # the offline default on a 2-core CPU (minutes)
+    "quick": Profile("quick", max_train=None, max_test=None, signs_train=6000, signs_test=2000, n_oe=6000,
+                     offline_oe=True, detector_epochs={28: 60, 32: 12}, detector_milestones=(0.5, 0.75)),
+    # the paper's schedules, meant for a GPU and downloaded data
+    "paper": Profile("paper", max_train=None, max_test=None, signs_train=20000, signs_test=4000, n_oe=60000,
+                     offline_oe=False, detector_epochs={28: 200, 32: 200}, detector_milestones=(0.5, 0.75)),
+}
+
+
+def get_profile(name: str | None = None) -> Profile:
+    """Profile by name; ``None`` reads ``$CFX_PROFILE`` (default ``quick``)."""
+    name = name or os.environ.get("CFX_PROFILE") or "quick"
+    if name not in PROFILES:
+        raise ValueError(f"unknown profile {name!r}; valid: {list(PROFILES)}")
+    return PROFILES[name]

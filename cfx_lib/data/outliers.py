@@ -1,0 +1,166 @@
+"""Outlier-exposure (OE) sources: images that are certainly not normal, shown to BCE and HSC
+detectors during training. None of them draws on the classes that the test sets use as
+anomalies (letters are not digits, CIFAR-100 shares no class with CIFAR-10, random shapes are
+no signs of the procedural sign catalogue).
+
+=================== ======================================================================
+source              what
+=================== ======================================================================
+emnist_letters      torchvision EMNIST "letters" (download), for 28×28
+cifar100            torchvision CIFAR-100 (download), for 32×32
+synthetic_letters   offline stand-in for EMNIST: letters rendered with Pillow's bundled font
+synthetic_shapes    offline stand-in for 32×32: random polygons, ellipses, stripes, text
+synthetic           ``synthetic_letters`` for 28×28, ``synthetic_shapes`` for 32×32
+=================== ======================================================================
+
+Grayscale sources are coloured from the coloured-MNIST palette when three channels are asked
+for, so that OE for ``colored_mnist`` covers every colour.
+"""
+
+from __future__ import annotations
+
+import math
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageDraw
+
+from ..paths import offline
+from .base import check_choice
+from .colored_mnist import colorize, PALETTE
+from .signs import _font
+from .torchvision_sets import DatasetUnavailable
+
+OE_SOURCES = ["synthetic", "synthetic_letters", "synthetic_shapes", "emnist_letters", "cifar100"]
+#: letters rendered offline; those easily read as digits (I l i O o Z z S s B G b g q) are left out
+LETTERS = "ACDEFHJKLMNPQRTUVWXYacdefhjkmnprtuvwxy"
+
+
+def _resize(images: torch.Tensor, size: int) -> torch.Tensor:
+    if images.shape[-1] == size:
+        return images
+    return torch.nn.functional.interpolate(images, size=(size, size), mode="bilinear", align_corners=False, antialias=True)
+
+
+def _match_channels(gray_or_rgb: torch.Tensor, channels: int, gen: torch.Generator) -> torch.Tensor:
+    c = gray_or_rgb.shape[1]
+    if c == channels:
+        return gray_or_rgb
+    if channels == 1:
+        return gray_or_rgb.mean(dim=1, keepdim=True)
+    colors = torch.randint(len(PALETTE), (len(gray_or_rgb),), generator=gen)
+    return colorize(gray_or_rgb[:, 0], colors)
+
+
+def synthetic_letters(n: int, size: int, seed: int) -> torch.Tensor:
+    """``n`` grayscale letters (N, 1, size, size) in [0, 1], like EMNIST letters (white on black)."""
+    rng = np.random.default_rng(seed)
+    out = np.empty((n, size, size), dtype=np.uint8)
+    for i in range(n):
+        canvas = Image.new("L", (2 * size, 2 * size), 0)
+        draw = ImageDraw.Draw(canvas)
+        font = _font(int(rng.integers(int(1.1 * size), int(1.6 * size))))
+        stroke = int(rng.integers(1, 4))
+        c = size + rng.uniform(-0.15, 0.15, 2) * size
+        draw.text((c[0], c[1]), LETTERS[rng.integers(len(LETTERS))], fill=255, font=font, anchor="mm", stroke_width=stroke, stroke_fill=255)
+        canvas = canvas.rotate(float(rng.uniform(-20, 20)), resample=Image.BILINEAR)
+        out[i] = np.asarray(canvas.resize((size, size), Image.BOX))
+    return torch.from_numpy(out).float().div(255.0).unsqueeze(1)
+
+
+def synthetic_shapes(n: int, size: int, seed: int) -> torch.Tensor:
+    """``n`` RGB images (N, 3, size, size) of random polygons, ellipses, stripes and characters
+    on random gradient backgrounds with noise."""
+    rng = np.random.default_rng(seed)
+    big = 2 * size
+    out = np.empty((n, size, size, 3), dtype=np.uint8)
+    t = np.linspace(0, 1, big, dtype=np.float32)[:, None, None]
+    for i in range(n):
+        top, bottom = rng.integers(0, 256, 3), rng.integers(0, 256, 3)
+        bg = (1 - t) * top + t * bottom + rng.normal(0, rng.uniform(0, 20), (big, big, 3))
+        canvas = Image.fromarray(np.clip(bg, 0, 255).astype(np.uint8), "RGB")
+        draw = ImageDraw.Draw(canvas)
+        for _ in range(int(rng.integers(1, 4))):
+            color = tuple(int(v) for v in rng.integers(0, 256, 3))
+            kind = rng.integers(4)
+            cx, cy = rng.uniform(0.2, 0.8, 2) * big
+            r = rng.uniform(0.15, 0.5) * big
+            if kind == 0:  # irregular polygon
+                k = int(rng.integers(3, 8))
+                angles = np.sort(rng.uniform(0, 2 * math.pi, k))
+                radii = r * rng.uniform(0.5, 1.0, k)
+                draw.polygon([(cx + a * math.cos(b), cy + a * math.sin(b)) for a, b in zip(radii, angles)], fill=color)
+            elif kind == 1:  # ellipse, possibly with a ring
+                rx, ry = r, r * rng.uniform(0.4, 1.0)
+                draw.ellipse([cx - rx, cy - ry, cx + rx, cy + ry], fill=color,
+                             outline=tuple(int(v) for v in rng.integers(0, 256, 3)), width=int(rng.integers(0, 6)))
+            elif kind == 2:  # stripes
+                step = int(rng.integers(3, 10))
+                width = max(1, step // 2)
+                for x in range(-big, 2 * big, step):
+                    draw.line([(x, 0), (x + rng.uniform(-big, big), big)], fill=color, width=width)
+            else:  # a character
+                font = _font(int(rng.integers(size // 2, int(1.5 * size))))
+                draw.text((cx, cy), chr(int(rng.integers(33, 127))), fill=color, font=font, anchor="mm")
+        out[i] = np.asarray(canvas.resize((size, size), Image.BOX))
+    return torch.from_numpy(out).permute(0, 3, 1, 2).float().div(255.0).contiguous()
+
+
+def _emnist_letters(root: Path, download: bool) -> torch.Tensor:
+    from torchvision.datasets import EMNIST
+
+    try:
+        ds = EMNIST(str(root), split="letters", train=True, download=download)
+    except Exception as err:
+        raise DatasetUnavailable(
+            f"EMNIST letters are not under {root} and could not be downloaded ({type(err).__name__}: {err}). "
+            f"Put the processed EMNIST files at {root / 'EMNIST' / 'raw'} (torchvision layout), or use "
+            f"oe_source='synthetic_letters' offline."
+        ) from err
+    return ds.data.transpose(1, 2).float().div(255.0).unsqueeze(1)  # EMNIST is stored transposed
+
+
+def _cifar100(root: Path, download: bool) -> torch.Tensor:
+    from torchvision.datasets import CIFAR100
+
+    try:
+        ds = CIFAR100(str(root), train=True, download=download)
+    except Exception as err:
+        raise DatasetUnavailable(
+            f"CIFAR-100 is not under {root} and could not be downloaded ({type(err).__name__}: {err}). "
+            f"Put the extracted folder 'cifar-100-python' at {root / 'cifar-100-python'}, or use "
+            f"oe_source='synthetic_shapes' offline."
+        ) from err
+    return torch.from_numpy(ds.data).permute(0, 3, 1, 2).float().div(255.0)
+
+
+def load_outliers(
+    source: str, n: int, image_shape: tuple[int, int, int], seed: int = 0,
+    root: str | Path | None = None, download: bool | None = None,
+) -> torch.Tensor:
+    """Return ``n`` OE images shaped ``image_shape`` = (C, H, W), float32 in [0, 1].
+
+    Deterministic given ``seed``. Downloadable sources sample ``n`` images from the set.
+    """
+    from ..paths import default_data_root
+
+    check_choice("OE source", source, OE_SOURCES)
+    channels, height, width = image_shape
+    if height != width or channels not in (1, 3):
+        raise ValueError(f"OE images must be square with 1 or 3 channels, got shape {image_shape}")
+    if n < 1:
+        raise ValueError(f"n must be positive, got {n}")
+    root = Path(root) if root is not None else default_data_root()
+    download = (not offline()) if download is None else download
+    gen = torch.Generator().manual_seed(seed)
+    if source == "synthetic":
+        source = "synthetic_letters" if height <= 28 else "synthetic_shapes"
+    if source == "synthetic_letters":
+        images = synthetic_letters(n, height, seed)
+    elif source == "synthetic_shapes":
+        images = synthetic_shapes(n, height, seed)
+    else:
+        pool = _emnist_letters(root, download) if source == "emnist_letters" else _cifar100(root, download)
+        images = _resize(pool[torch.randperm(len(pool), generator=gen)[:n]], height)
+    return _match_channels(images, channels, gen).clamp(0, 1).contiguous()

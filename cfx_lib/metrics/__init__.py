@@ -1,0 +1,5 @@
+"""Evaluation metrics."""
+
+from .auroc import auroc
+
+__all__ = ["auroc"]

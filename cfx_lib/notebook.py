@@ -1,0 +1,80 @@
+"""What every notebook does first: find the repository, resolve the profile, validate the
+parameters, choose its output folder and record its parameters.
+
+Results tree: ``results/<profile>/runs/<run-id>/<notebook>/`` where the run id names the
+dataset, the normal set, the detector and the seed (FCDD-style stable paths, no timestamps).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from .config import DETECTOR_KINDS, Profile, get_profile
+from .data.registry import DATASETS, make_setup
+from .io import write_json
+from .paths import default_results_root, find_repo_root
+
+
+def normal_tag(normal: dict[str, Any] | None) -> str:
+    """A short stable name of a normal-set parameter dict ("default" when empty)."""
+    if not normal:
+        return "default"
+    return "n" + hashlib.sha1(json.dumps(normal, sort_keys=True).encode()).hexdigest()[:8]
+
+
+def run_id(dataset: str, normal: dict[str, Any] | None, seed: int, detector: str | None = None) -> str:
+    """The run folder name: ``<dataset>-<normal>[-<detector>]-s<seed>``."""
+    parts = [dataset, normal_tag(normal)] + ([detector] if detector else []) + [f"s{seed}"]
+    return "-".join(parts)
+
+
+def run_dir(profile: str, dataset: str, normal: dict[str, Any] | None, seed: int,
+            detector: str | None = None, results_root: str | Path | None = None) -> Path:
+    """``results/<profile>/runs/<run-id>``."""
+    root = Path(results_root) if results_root is not None else default_results_root()
+    return root / profile / "runs" / run_id(dataset, normal, seed, detector)
+
+
+@dataclass
+class NotebookRun:
+    """The context of one notebook execution."""
+
+    repo: Path
+    profile: Profile
+    out_dir: Path
+    params: dict[str, Any]
+    data_root: Path
+
+    def path(self, name: str) -> Path:
+        """A file in the notebook's output folder."""
+        return self.out_dir / name
+
+
+def start(notebook: str, params: dict[str, Any], *, dataset: str, normal: dict[str, Any] | None, seed: int,
+          detector: str | None = None, output_dir: str | Path | None = None,
+          data_root: str | Path | None = None) -> NotebookRun:
+    """Validate a notebook's parameters, create its output folder and write ``params.json``.
+
+    Unknown dataset or detector names, bad normal sets and unknown profiles raise a ValueError
+    that lists the valid values.
+    """
+    repo = find_repo_root()
+    profile = get_profile(params.get("PROFILE"))
+    if dataset not in DATASETS:
+        raise ValueError(f"unknown DATASET {dataset!r}; valid: {list(DATASETS)}")
+    make_setup(dataset, **(normal or {}))  # validates the normal set
+    if detector is not None and detector not in DETECTOR_KINDS:
+        raise ValueError(f"unknown DETECTOR {detector!r}; valid: {list(DETECTOR_KINDS)}")
+    if not isinstance(seed, int) or seed < 0:
+        raise ValueError(f"SEED must be a non-negative int, got {seed!r}")
+    out = Path(output_dir) if output_dir else run_dir(profile.name, dataset, normal, seed, detector) / notebook
+    out.mkdir(parents=True, exist_ok=True)
+    data = Path(data_root) if data_root else Path(os.environ.get("CFX_DATA_ROOT", repo / "data"))
+    record = {k: v for k, v in params.items() if k.isupper()} | {"PROFILE": profile.name}
+    write_json(record, out / "params.json")
+    return NotebookRun(repo=repo, profile=profile, out_dir=out, params=record, data_root=data)

@@ -1,0 +1,218 @@
+"""Batch reproduction: run the study's notebooks through papermill over a parameter grid.
+
+    python -m cfx_lib.reproduce --profile quick [--grid configs/quick.json] [--jobs N] [--force]
+
+The grid file (``configs/<profile>.json`` by default) lists datasets (with normal sets),
+detectors and seeds. Stages run in order (01 data, then 02 detectors); the cells of a stage are
+independent and run ``--jobs`` at a time. Each step writes
+``results/<profile>/runs/<run-id>/<notebook>/`` (the executed notebook, ``params.json``,
+``metrics.json``, figures, checkpoints). A step whose outputs exist for the same parameters is
+skipped (``--force`` reruns it); a failing step does not stop the others, and the closing summary
+lists failures with the path of their executed notebook. ``results/<profile>/summary.csv`` has
+one row per step: its parameters and every metric of its ``metrics.json``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .config import DETECTOR_KINDS, PROFILES
+from .data.registry import DATASETS, make_setup
+from .io import read_json, write_json, write_text
+from .notebook import run_dir
+from .paths import default_results_root, find_repo_root
+
+#: the notebooks in the order of their stages; each names the grid axes it runs over
+STAGES: list[tuple[str, tuple[str, ...]]] = [
+    ("01_data", ("dataset", "seed")),
+    ("02_detector", ("dataset", "detector", "seed")),
+]
+DONE_MARK = ".step-hash"
+
+
+@dataclass(frozen=True)
+class Grid:
+    """The parameter grid of a reproduction run."""
+
+    datasets: list[dict[str, Any]]
+    detectors: list[str]
+    seeds: list[int]
+    description: str = ""
+
+    @classmethod
+    def load(cls, path: str | Path) -> "Grid":
+        """Read and validate a grid JSON file, with errors that say what is expected."""
+        path = Path(path)
+        if not path.is_file():
+            raise FileNotFoundError(f"no grid file {path}")
+        raw = json.loads(path.read_text())
+        valid = {"datasets", "detectors", "seeds", "description"}
+        unknown = sorted(set(raw) - valid)
+        if unknown:
+            raise ValueError(f"{path}: unknown key(s) {unknown}; valid: {sorted(valid)}")
+        missing = sorted({"datasets", "detectors", "seeds"} - set(raw))
+        if missing:
+            raise ValueError(f"{path}: missing key(s) {missing}")
+        for entry in raw["datasets"]:
+            if not isinstance(entry, dict) or "dataset" not in entry:
+                raise ValueError(f"{path}: each datasets entry is {{'dataset': name, 'normal': {{...}}}}, got {entry!r}")
+            if entry["dataset"] not in DATASETS:
+                raise ValueError(f"{path}: unknown dataset {entry['dataset']!r}; valid: {list(DATASETS)}")
+            make_setup(entry["dataset"], **entry.get("normal", {}))
+        for det in raw["detectors"]:
+            if det not in DETECTOR_KINDS:
+                raise ValueError(f"{path}: unknown detector {det!r}; valid: {list(DETECTOR_KINDS)}")
+        if not raw["seeds"] or any(not isinstance(s, int) or s < 0 for s in raw["seeds"]):
+            raise ValueError(f"{path}: seeds must be a non-empty list of non-negative ints")
+        return cls([{"dataset": e["dataset"], "normal": e.get("normal", {})} for e in raw["datasets"]],
+                   list(raw["detectors"]), list(raw["seeds"]), raw.get("description", ""))
+
+
+@dataclass
+class Step:
+    """One notebook execution."""
+
+    notebook: str
+    params: dict[str, Any]
+    out_dir: Path
+    status: str = "pending"  # done | skipped | failed | unavailable
+    seconds: float = 0.0
+    error: str = ""
+
+    @property
+    def key(self) -> str:
+        return hashlib.sha1(json.dumps({"nb": self.notebook, **self.params}, sort_keys=True).encode()).hexdigest()
+
+    @property
+    def executed(self) -> Path:
+        return self.out_dir / f"{self.notebook}.ipynb"
+
+
+def plan(profile: str, grid: Grid, results_root: Path, notebooks: list[str] | None = None) -> list[list[Step]]:
+    """The steps of each stage for ``grid`` under ``profile``."""
+    stages = []
+    for notebook, axes in STAGES:
+        if notebooks and notebook not in notebooks:
+            continue
+        steps = []
+        for entry in grid.datasets:
+            for seed in grid.seeds:
+                for det in grid.detectors if "detector" in axes else [None]:
+                    params = {"PROFILE": profile, "DATASET": entry["dataset"], "NORMAL": entry["normal"], "SEED": seed}
+                    if det is not None:
+                        params["DETECTOR"] = det
+                    out = run_dir(profile, entry["dataset"], entry["normal"], seed, det, results_root) / notebook
+                    params["OUTPUT_DIR"] = str(out)
+                    steps.append(Step(notebook, params, out))
+        stages.append(steps)
+    return stages
+
+
+def is_done(step: Step) -> bool:
+    mark = step.out_dir / DONE_MARK
+    return mark.is_file() and mark.read_text().strip() == step.key and (step.out_dir / "metrics.json").is_file()
+
+
+def run_step(step: Step, repo: Path, force: bool = False) -> Step:
+    """Execute one notebook with papermill unless its outputs exist (``force`` reruns)."""
+    import papermill as pm
+
+    if not force and is_done(step):
+        step.status = "skipped"
+        return step
+    step.out_dir.mkdir(parents=True, exist_ok=True)
+    (step.out_dir / DONE_MARK).unlink(missing_ok=True)
+    t0 = time.perf_counter()
+    try:
+        pm.execute_notebook(
+            str(repo / "notebooks" / f"{step.notebook}.ipynb"), str(step.executed), parameters=step.params,
+            kernel_name="python3", progress_bar=False, cwd=str(repo / "notebooks"),
+        )
+        write_text(step.key + "\n", step.out_dir / DONE_MARK)
+        step.status = "done"
+    except Exception as err:  # a failed cell does not stop the others
+        ename = getattr(err, "ename", type(err).__name__)
+        step.status = "unavailable" if ename == "DatasetUnavailable" else "failed"
+        step.error = f"{ename}: {getattr(err, 'evalue', str(err))}".strip()
+    step.seconds = time.perf_counter() - t0
+    return step
+
+
+def summarize(steps: list[Step], profile_root: Path) -> Path:
+    """Write ``summary.csv``: one row per step with its parameters, status and metrics."""
+    import pandas as pd
+
+    rows = []
+    for step in steps:
+        row: dict[str, Any] = {"notebook": step.notebook, "status": step.status,
+                               "run": step.out_dir.parent.name, "seconds": round(step.seconds, 2)}
+        row.update({k.lower(): (json.dumps(v, sort_keys=True) if isinstance(v, dict) else v)
+                    for k, v in step.params.items() if k != "OUTPUT_DIR"})
+        metrics = step.out_dir / "metrics.json"
+        if metrics.is_file() and step.status in ("done", "skipped"):
+            row.update(read_json(metrics))
+        row["executed_notebook"] = str(step.executed)
+        row["error"] = step.error
+        rows.append(row)
+    path = profile_root / "summary.csv"
+    write_text(pd.DataFrame(rows).to_csv(index=False), path)
+    return path
+
+
+def reproduce(profile: str, grid_path: str | Path | None = None, jobs: int = 1, force: bool = False,
+              results_root: str | Path | None = None, notebooks: list[str] | None = None) -> list[Step]:
+    """Run the grid; returns every step with its status. See the module docstring."""
+    from tqdm.auto import tqdm
+
+    if profile not in PROFILES:
+        raise ValueError(f"unknown profile {profile!r}; valid: {list(PROFILES)}")
+    if jobs < 1:
+        raise ValueError(f"--jobs must be >= 1, got {jobs}")
+    repo = find_repo_root()
+    grid = Grid.load(grid_path or repo / "configs" / f"{profile}.json")
+    root = Path(results_root) if results_root else default_results_root()
+    stages = plan(profile, grid, root, notebooks)
+    all_steps = [s for stage in stages for s in stage]
+    t0 = time.perf_counter()
+    bar = tqdm(total=len(all_steps), desc=f"reproduce ({profile})", unit="step")
+    for stage in stages:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            for step in pool.map(lambda s: run_step(s, repo, force), stage):
+                bar.update(1)
+                bar.write(f"[{step.status:>11}] {step.notebook} {step.out_dir.parent.name} ({step.seconds:.1f} s)"
+                          + (f": {step.error.splitlines()[0][:300]}" if step.error else ""))
+    bar.close()
+    summary = summarize(all_steps, root / profile)
+    write_json({"profile": profile, "seconds": time.perf_counter() - t0,
+                "steps": {s.status: sum(1 for t in all_steps if t.status == s.status) for s in all_steps}},
+               root / profile / "reproduce.json")
+    print(f"summary: {summary}")
+    bad = [s for s in all_steps if s.status in ("failed", "unavailable")]
+    for s in bad:
+        print(f"  {s.status}: {s.notebook} {s.out_dir.parent.name} -> {s.executed}\n    {s.error.splitlines()[0][:300] if s.error else ''}")
+    return all_steps
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m cfx_lib.reproduce", description=__doc__.split("\n\n")[0])
+    parser.add_argument("--profile", default="quick", choices=list(PROFILES))
+    parser.add_argument("--grid", default=None, help="grid JSON (default: configs/<profile>.json)")
+    parser.add_argument("--jobs", type=int, default=1, help="grid cells run in parallel")
+    parser.add_argument("--force", action="store_true", help="rerun steps whose outputs exist")
+    parser.add_argument("--results-root", default=None, help="default: <repo>/results")
+    parser.add_argument("--notebooks", nargs="*", default=None, help=f"only these, of {[n for n, _ in STAGES]}")
+    args = parser.parse_args(argv)
+    steps = reproduce(args.profile, args.grid, args.jobs, args.force, args.results_root, args.notebooks)
+    return 1 if any(s.status == "failed" for s in steps) else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

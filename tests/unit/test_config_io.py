@@ -1,0 +1,75 @@
+import json
+import os
+
+import pytest
+import torch
+
+from cfx_lib.config import PROFILES, DetectorConfig, get_profile
+from cfx_lib.io import atomic_path, load_torch, save_torch, write_json, write_metrics
+from cfx_lib.notebook import normal_tag, run_id, start
+
+
+def test_profiles_give_valid_detector_configs():
+    for profile in PROFILES.values():
+        for size in (28, 32):
+            cfg = profile.detector_config("hsc", size)
+            assert cfg.epochs >= 1 and all(0 < m < cfg.epochs for m in cfg.milestones)
+    assert PROFILES["paper"].detector_config("bce", 28).milestones == (100, 150)
+
+
+def test_unknown_profile_and_bad_configs():
+    with pytest.raises(ValueError, match="unknown profile 'fast'; valid"):
+        get_profile("fast")
+    with pytest.raises(ValueError, match="unknown detector kind 'svm'"):
+        DetectorConfig(kind="svm")
+    with pytest.raises(ValueError, match="milestones"):
+        DetectorConfig(milestones=(5, 2))
+    with pytest.raises(ValueError, match="no detector schedule"):
+        get_profile("quick").detector_config("bce", 64)
+
+
+def test_profile_defaults_to_the_environment(monkeypatch):
+    monkeypatch.setenv("CFX_PROFILE", "smoke")
+    assert get_profile().name == "smoke"
+    monkeypatch.delenv("CFX_PROFILE")
+    assert get_profile().name == "quick"
+
+
+def test_atomic_write_leaves_the_old_file_when_interrupted(tmp_path):
+    target = tmp_path / "m.json"
+    write_json({"a": 1}, target)
+    with pytest.raises(RuntimeError):
+        with atomic_path(target) as tmp:
+            tmp.write_text("half")
+            raise RuntimeError("interrupted")
+    assert json.loads(target.read_text()) == {"a": 1}
+    assert os.listdir(tmp_path) == ["m.json"]
+
+
+def test_checkpoints_load_with_weights_only(tmp_path):
+    save_torch({"w": torch.ones(2), "n": 3}, tmp_path / "c.pt")
+    assert load_torch(tmp_path / "c.pt")["n"] == 3
+
+
+def test_metrics_must_be_numbers(tmp_path):
+    write_metrics({"detector_auroc": 0.9, "n": 3, "t": torch.tensor(1.5)}, tmp_path / "metrics.json")
+    assert json.loads((tmp_path / "metrics.json").read_text()) == {"detector_auroc": 0.9, "n": 3.0, "t": 1.5}
+    with pytest.raises(TypeError, match="'x' must be a number"):
+        write_metrics({"x": "high"}, tmp_path / "bad.json")
+
+
+def test_run_ids_are_stable_and_readable():
+    assert run_id("signs", {}, 0, "bce") == "signs-default-bce-s0"
+    assert normal_tag({"normal_digits": [1]}) == normal_tag({"normal_digits": [1]}) != normal_tag({"normal_digits": [2]})
+
+
+def test_notebook_start_validates_parameters(tmp_path):
+    with pytest.raises(ValueError, match="unknown DATASET 'cmnist'; valid"):
+        start("01_data", {"PROFILE": "smoke"}, dataset="cmnist", normal={}, seed=0, output_dir=tmp_path)
+    with pytest.raises(ValueError, match="unknown DETECTOR 'svm'"):
+        start("02_detector", {"PROFILE": "smoke"}, dataset="signs", normal={}, seed=0, detector="svm", output_dir=tmp_path)
+    with pytest.raises(ValueError, match="normal colour 'pink'"):
+        start("01_data", {"PROFILE": "smoke"}, dataset="colored_mnist", normal={"normal_colors": ["pink"]}, seed=0, output_dir=tmp_path)
+    run = start("01_data", {"PROFILE": "smoke", "DATASET": "signs", "lower": 1}, dataset="signs", normal={}, seed=0, output_dir=tmp_path)
+    assert json.loads((tmp_path / "params.json").read_text()) == {"DATASET": "signs", "PROFILE": "smoke"}
+    assert run.profile.name == "smoke"

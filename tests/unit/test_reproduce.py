@@ -1,0 +1,51 @@
+import json
+
+import pandas as pd
+import pytest
+
+from cfx_lib.reproduce import Grid, plan, reproduce
+
+
+def write_grid(path, **grid):
+    path.write_text(json.dumps(grid))
+    return path
+
+
+@pytest.mark.parametrize("grid, match", [
+    ({"datasets": [{"dataset": "svhn"}], "detectors": ["bce"], "seeds": [0]}, "unknown dataset 'svhn'"),
+    ({"datasets": [{"dataset": "signs"}], "detectors": ["ocsvm"], "seeds": [0]}, "unknown detector 'ocsvm'"),
+    ({"datasets": [{"dataset": "signs"}], "detectors": ["bce"], "seeds": []}, "seeds"),
+    ({"datasets": [{"dataset": "signs"}], "detectors": ["bce"]}, r"missing key\(s\) \['seeds'\]"),
+    ({"datasets": [{"dataset": "signs"}], "detectors": ["bce"], "seeds": [0], "epochs": 3}, "unknown key"),
+    ({"datasets": [{"dataset": "mnist", "normal": {"normal_classes": [12]}}], "detectors": ["bce"], "seeds": [0]}, "normal class 12"),
+])
+def test_grid_errors_are_clear(tmp_path, grid, match):
+    with pytest.raises(ValueError, match=match):
+        Grid.load(write_grid(tmp_path / "g.json", **grid))
+
+
+def test_plan_covers_the_grid(tmp_path):
+    grid = Grid([{"dataset": "signs", "normal": {}}, {"dataset": "colored_mnist", "normal": {}}], ["bce", "hsc"], [0, 1])
+    data_stage, detector_stage = plan("smoke", grid, tmp_path)
+    assert len(data_stage) == 4 and len(detector_stage) == 8
+    assert detector_stage[0].out_dir == tmp_path / "smoke" / "runs" / "signs-default-bce-s0" / "02_detector"
+
+
+@pytest.mark.slow
+def test_runner_end_to_end_with_a_failing_cell_and_resume(tmp_path):
+    """01_data on a dataset that is available and one that is not (gtsrb offline): the failure is
+    reported, the other cell is done; a rerun skips the done step."""
+    grid = write_grid(tmp_path / "g.json", datasets=[{"dataset": "gtsrb"}, {"dataset": "signs"}], detectors=["bce"], seeds=[0])
+    results = tmp_path / "results"
+    steps = reproduce("smoke", grid, results_root=results, notebooks=["01_data"])
+    status = {s.params["DATASET"]: s.status for s in steps}
+    assert status == {"gtsrb": "unavailable", "signs": "done"}
+    summary = pd.read_csv(results / "smoke" / "summary.csv")
+    assert set(summary["status"]) == {"unavailable", "done"}
+    done = summary[summary["status"] == "done"].iloc[0]
+    assert done["n_test"] == 300 and done["executed_notebook"].endswith("01_data.ipynb")
+    assert "DatasetUnavailable" in summary[summary["status"] == "unavailable"].iloc[0]["error"]
+    signs_out = results / "smoke" / "runs" / "signs-default-s0" / "01_data"
+    assert (signs_out / "samples.png").is_file() and (signs_out / "counts.csv").is_file()
+    again = reproduce("smoke", grid, results_root=results, notebooks=["01_data"])
+    assert {s.params["DATASET"]: s.status for s in again} == {"gtsrb": "unavailable", "signs": "skipped"}

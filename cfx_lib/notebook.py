@@ -78,3 +78,33 @@ def start(notebook: str, params: dict[str, Any], *, dataset: str, normal: dict[s
     record = {k: v for k, v in params.items() if k.isupper()} | {"PROFILE": profile.name}
     write_json(record, out / "params.json")
     return NotebookRun(repo=repo, profile=profile, out_dir=out, params=record, data_root=data)
+
+
+def obtain_detector(run: NotebookRun, dataset: str, normal: dict[str, Any] | None, kind: str, seed: int, train,
+                    checkpoint: str | Path | None = None, device: str = "auto", progress: bool = True):
+    """The detector a notebook explains, and where it came from.
+
+    In order: ``checkpoint`` when given; else the ``detector.pt`` that notebook 02 wrote for the
+    same profile, dataset, normal set, detector and seed; else a detector trained now with the
+    profile's schedule (``bce``, ``hsc``, ``dsvdd``; written to ``<out_dir>/detector``).
+    """
+    from .data import load_outliers
+    from .detectors import Detector, train_detector
+    from .device import resolve_device
+
+    dev = resolve_device(device)
+    if checkpoint:
+        return Detector.load(checkpoint, expect_kind=kind, expect_shape=train.image_shape, device=dev), str(checkpoint)
+    path = run_dir(run.profile.name, dataset, normal, seed, kind) / "02_detector" / "detector.pt"
+    if path.is_file():
+        return Detector.load(path, expect_kind=kind, expect_shape=train.image_shape, device=dev), str(path)
+    if kind == "supervised_bce":
+        raise ValueError("a supervised_bce detector needs labelled anomalies: run notebook 02 with "
+                         "SUPERVISED_ANOMALIES first, or pass its checkpoint")
+    outliers = None
+    if kind in ("bce", "hsc"):
+        outliers = load_outliers(run.profile.oe_source(dataset), run.profile.n_oe, train.image_shape, seed=seed + 1,
+                                 root=run.data_root)
+    cfg = run.profile.detector_config(kind, train.image_shape[-1], seed=seed, device=device)
+    result = train_detector(cfg, train.normal.images, outliers, out_dir=run.out_dir / "detector", progress=progress)
+    return result.detector.to(dev), f"trained now ({cfg.epochs} epochs) into {run.out_dir / 'detector'}"

@@ -34,7 +34,10 @@ from .paths import default_results_root, find_repo_root
 STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("01_data", ("dataset", "seed")),
     ("02_detector", ("dataset", "detector", "seed")),
+    ("03_counterfactual", ("dataset", "detector", "seed")),
 ]
+#: stages that run only for the (dataset, detector) pairs of the grid's ``counterfactuals``
+CF_STAGES = ("03_counterfactual",)
 DONE_MARK = ".step-hash"
 
 
@@ -46,6 +49,11 @@ class Grid:
     detectors: list[str]
     seeds: list[int]
     description: str = ""
+    counterfactuals: dict[str, list[str]] | None = None  # dataset -> detectors to explain; None: all
+
+    def explains(self, dataset: str, detector: str) -> bool:
+        """Whether the counterfactual stages run for this dataset and detector."""
+        return self.counterfactuals is None or detector in self.counterfactuals.get(dataset, [])
 
     @classmethod
     def load(cls, path: str | Path) -> "Grid":
@@ -54,7 +62,7 @@ class Grid:
         if not path.is_file():
             raise FileNotFoundError(f"no grid file {path}")
         raw = json.loads(path.read_text())
-        valid = {"datasets", "detectors", "seeds", "description"}
+        valid = {"datasets", "detectors", "seeds", "description", "counterfactuals"}
         unknown = sorted(set(raw) - valid)
         if unknown:
             raise ValueError(f"{path}: unknown key(s) {unknown}; valid: {sorted(valid)}")
@@ -72,8 +80,21 @@ class Grid:
                 raise ValueError(f"{path}: unknown detector {det!r}; valid: {list(DETECTOR_KINDS)}")
         if not raw["seeds"] or any(not isinstance(s, int) or s < 0 for s in raw["seeds"]):
             raise ValueError(f"{path}: seeds must be a non-empty list of non-negative ints")
+        cfs = raw.get("counterfactuals")
+        if cfs is not None:
+            if not isinstance(cfs, dict):
+                raise ValueError(f"{path}: counterfactuals maps a dataset to the detectors to explain, "
+                                 f"e.g. {{'signs': ['bce']}}; got {cfs!r}")
+            for name, dets in cfs.items():
+                if name not in {e["dataset"] for e in raw["datasets"]}:
+                    raise ValueError(f"{path}: counterfactuals names dataset {name!r}, which is not in datasets")
+                bad = [d for d in dets if d not in raw["detectors"]]
+                if bad:
+                    raise ValueError(f"{path}: counterfactuals for {name!r} name detector(s) {bad} that are not in "
+                                     f"detectors {raw['detectors']}")
         return cls([{"dataset": e["dataset"], "normal": e.get("normal", {})} for e in raw["datasets"]],
-                   list(raw["detectors"]), list(raw["seeds"]), raw.get("description", ""))
+                   list(raw["detectors"]), list(raw["seeds"]), raw.get("description", ""),
+                   {k: list(v) for k, v in cfs.items()} if cfs is not None else None)
 
 
 @dataclass
@@ -106,6 +127,8 @@ def plan(profile: str, grid: Grid, results_root: Path, notebooks: list[str] | No
         for entry in grid.datasets:
             for seed in grid.seeds:
                 for det in grid.detectors if "detector" in axes else [None]:
+                    if notebook in CF_STAGES and not grid.explains(entry["dataset"], det):
+                        continue
                     params = {"PROFILE": profile, "DATASET": entry["dataset"], "NORMAL": entry["normal"], "SEED": seed}
                     if det is not None:
                         params["DETECTOR"] = det

@@ -1,0 +1,16 @@
+"""Counterfactual explanations of anomaly detectors: the generator G(x, α, k), discriminator D,
+concept classifier R, their trainer and the user-facing :func:`explain` / :func:`traverse` /
+:func:`load_explainer`."""
+
+from .config import CounterfactualConfig, LossWeights
+from .explain import (
+    DEFAULT_THRESHOLD, Explainer, Explanation, Traversal, as_batch, explain, generate, load_explainer, traverse,
+)
+from .models import ConceptClassifier, Discriminator, Generator
+from .trainer import CounterfactualModels, CounterfactualTrainResult, counterfactual_grid, train_counterfactual
+
+__all__ = [
+    "CounterfactualConfig", "LossWeights", "DEFAULT_THRESHOLD", "Explainer", "Explanation", "Traversal", "as_batch",
+    "explain", "generate", "load_explainer", "traverse", "ConceptClassifier", "Discriminator", "Generator",
+    "CounterfactualModels", "CounterfactualTrainResult", "counterfactual_grid", "train_counterfactual",
+]

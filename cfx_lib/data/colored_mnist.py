@@ -44,6 +44,12 @@ class ColoredMNISTSetup:
         object.__setattr__(self, "normal_digits", digits)
         object.__setattr__(self, "normal_colors", colors)
 
+    def is_normal(self, factors: dict[str, torch.Tensor]) -> torch.Tensor:
+        """Whether images with these factor values (``digit``, ``color`` index tensors) are normal."""
+        digit, color = torch.as_tensor(factors["digit"]), torch.as_tensor(factors["color"])
+        color_idx = torch.as_tensor([COLOR_NAMES.index(c) for c in self.normal_colors], dtype=torch.long)
+        return torch.isin(digit, torch.as_tensor(self.normal_digits, dtype=torch.long)) | torch.isin(color, color_idx)
+
 
 def colorize(gray: torch.Tensor, colors: torch.Tensor) -> torch.Tensor:
     """Colour (N, H, W) grayscale images in [0, 1] with palette indices (N,) → (N, 3, H, W)."""
@@ -55,8 +61,7 @@ def load_colored_mnist(split: str, root: Path, seed: int, download: bool | None,
     images, digits, source = read_mnist(split, root, download)
     gen = torch.Generator().manual_seed(seed + _SPLIT_OFFSET[split])
     colors = torch.randint(len(PALETTE), (len(digits),), generator=gen)
-    normal_color_idx = torch.as_tensor([COLOR_NAMES.index(c) for c in setup.normal_colors], dtype=torch.long)
-    normal = torch.isin(digits, torch.as_tensor(setup.normal_digits, dtype=torch.long)) | torch.isin(colors, normal_color_idx)
+    normal = setup.is_normal({"digit": digits, "color": colors})
     desc_parts = []
     if setup.normal_digits:
         desc_parts.append(f"digit in {list(setup.normal_digits)} (any colour)")

@@ -30,6 +30,7 @@ import math
 from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -195,6 +196,15 @@ class SignsSetup:
             raise ValueError(f"signs: normal must give a value for each of {list(SIGN_FACTORS)}, got {normal}")
         object.__setattr__(self, "normal", tuple((k, normal[k]) for k in SIGN_FACTORS))
 
+    def is_normal(self, factors: dict[str, Any]) -> Any:
+        """Whether signs with these factor indices (tensors or arrays per factor) are normal: every
+        factor of :data:`SIGN_FACTORS` equals the normal sign's (the background is free)."""
+        normal = None
+        for key, value in self.normal:
+            match = factors[key] == SIGN_FACTORS[key].index(value)
+            normal = match if normal is None else normal & match
+        return normal
+
 
 _SPLIT_OFFSET = {"train": 0, "test": 7_919}
 _DEFAULT_N = {"train": 10_000, "test": 2_000}
@@ -256,9 +266,7 @@ def load_signs(split: str, root: Path, seed: int, download: bool | None, setup: 
     images, factors = generate_signs(n, setup, seed * 10_007 + _SPLIT_OFFSET[split])
     keys = list(SIGN_FACTORS)
     label = np.ravel_multi_index(tuple(factors[k] for k in keys), tuple(len(SIGN_FACTORS[k]) for k in keys))
-    normal = np.ones(n, dtype=bool)
-    for key, value in setup.normal:
-        normal &= factors[key] == SIGN_FACTORS[key].index(value)
+    normal = setup.is_normal(factors)
     return ADDataset(
         name="signs",
         split=split,

@@ -50,6 +50,12 @@ class BaseDetector(nn.Module):
         self.check_input(x)
         return self.scores(x)
 
+    def score_logits(self, x: torch.Tensor) -> torch.Tensor:
+        """logit of the scores, (B,). Subclasses compute it without saturation (what losses on
+        scores should use); this fallback takes the logit of clamped scores."""
+        self.check_input(x)
+        return torch.logit(self.scores(x), eps=1e-6)
+
     @torch.no_grad()
     def score_images(self, images: torch.Tensor, batch_size: int = 512, device: str | torch.device | None = None) -> torch.Tensor:
         """Scores of many images in eval mode, batched; returns a CPU tensor."""
@@ -90,6 +96,10 @@ class Detector(BaseDetector):
 
     def scores(self, x: torch.Tensor) -> torch.Tensor:
         return objectives.score(self.kind, self.raw(x), self.center, self.scale)
+
+    def score_logits(self, x: torch.Tensor) -> torch.Tensor:
+        self.check_input(x)
+        return objectives.score_logit(self.kind, self.raw(x), self.center, self.scale)
 
     # --- checkpoints --------------------------------------------------------------------
     def config(self) -> dict[str, Any]:

@@ -57,3 +57,22 @@ def score(kind: str, output: torch.Tensor, center: torch.Tensor | None = None, s
             raise ValueError("dsvdd needs its centre and calibration scale")
         return -torch.expm1(-math.log(2.0) * dsvdd_distance(output, center) / scale)
     raise ValueError(f"unknown objective {kind!r}")
+
+
+def score_logit(kind: str, output: torch.Tensor, center: torch.Tensor | None = None,
+                scale: torch.Tensor | None = None) -> torch.Tensor:
+    """logit(score) computed without saturation: sigmoid of it is :func:`score`. Losses on this
+    keep their gradient where the score has reached exactly 0 or 1 in float32."""
+    if kind in ("bce", "supervised_bce"):
+        return output
+    if kind == "hsc":
+        u = hsc_distance(output)
+    elif kind == "dsvdd":
+        if center is None or scale is None:
+            raise ValueError("dsvdd needs its centre and calibration scale")
+        u = math.log(2.0) * dsvdd_distance(output, center) / scale
+    else:
+        raise ValueError(f"unknown objective {kind!r}")
+    # score = 1 - exp(-u)  =>  logit = log(1 - exp(-u)) + u
+    u = u.clamp_min(1e-6)
+    return torch.log(-torch.expm1(-u)) + u

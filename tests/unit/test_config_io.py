@@ -73,3 +73,16 @@ def test_notebook_start_validates_parameters(tmp_path):
     run = start("01_data", {"PROFILE": "smoke", "DATASET": "signs", "lower": 1}, dataset="signs", normal={}, seed=0, output_dir=tmp_path)
     assert json.loads((tmp_path / "params.json").read_text()) == {"DATASET": "signs", "PROFILE": "smoke"}
     assert run.profile.name == "smoke"
+
+
+def test_profiles_give_counterfactual_configs_per_image_size():
+    from cfx_lib.config import get_profile
+
+    quick = get_profile("quick")
+    cfg = quick.counterfactual_config(28, seed=3, weights={"con": 2.0})
+    assert cfg.g_widths == (32, 64) and cfg.seed == 3 and cfg.weights.con == 2.0 and cfg.weights.rec == 10.0
+    assert quick.counterfactual_config(32).iterations < cfg.iterations
+    paper = get_profile("paper").counterfactual_config(32)
+    assert paper.weights.rec == 100.0 and paper.score_noise == 0.0 and paper.g_widths == (64, 128)
+    with pytest.raises(ValueError, match="unknown counterfactual option"):
+        quick.counterfactual_config(28, epochs=3)

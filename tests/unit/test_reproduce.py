@@ -18,6 +18,10 @@ def write_grid(path, **grid):
     ({"datasets": [{"dataset": "signs"}], "detectors": ["bce"]}, r"missing key\(s\) \['seeds'\]"),
     ({"datasets": [{"dataset": "signs"}], "detectors": ["bce"], "seeds": [0], "epochs": 3}, "unknown key"),
     ({"datasets": [{"dataset": "mnist", "normal": {"normal_classes": [12]}}], "detectors": ["bce"], "seeds": [0]}, "normal class 12"),
+    ({"datasets": [{"dataset": "signs"}], "detectors": ["bce"], "seeds": [0], "counterfactuals": {"signs": ["hsc"]}},
+     r"detector\(s\) \['hsc'\] that are not in detectors"),
+    ({"datasets": [{"dataset": "signs"}], "detectors": ["bce"], "seeds": [0], "counterfactuals": {"mnist": ["bce"]}},
+     "not in datasets"),
 ])
 def test_grid_errors_are_clear(tmp_path, grid, match):
     with pytest.raises(ValueError, match=match):
@@ -26,9 +30,18 @@ def test_grid_errors_are_clear(tmp_path, grid, match):
 
 def test_plan_covers_the_grid(tmp_path):
     grid = Grid([{"dataset": "signs", "normal": {}}, {"dataset": "colored_mnist", "normal": {}}], ["bce", "hsc"], [0, 1])
-    data_stage, detector_stage = plan("smoke", grid, tmp_path)
-    assert len(data_stage) == 4 and len(detector_stage) == 8
+    data_stage, detector_stage, cf_stage = plan("smoke", grid, tmp_path)
+    assert len(data_stage) == 4 and len(detector_stage) == 8 and len(cf_stage) == 8
     assert detector_stage[0].out_dir == tmp_path / "smoke" / "runs" / "signs-default-bce-s0" / "02_detector"
+
+
+def test_plan_explains_only_the_listed_detectors(tmp_path):
+    grid = Grid([{"dataset": "signs", "normal": {}}, {"dataset": "colored_mnist", "normal": {}}], ["bce", "hsc"], [0],
+                counterfactuals={"colored_mnist": ["bce", "hsc"], "signs": ["bce"]})
+    cf_stage = plan("smoke", grid, tmp_path)[2]
+    assert sorted((s.params["DATASET"], s.params["DETECTOR"]) for s in cf_stage) == [
+        ("colored_mnist", "bce"), ("colored_mnist", "hsc"), ("signs", "bce")]
+    assert cf_stage[0].notebook == "03_counterfactual"
 
 
 @pytest.mark.slow

@@ -1,0 +1,141 @@
+"""The configuration of counterfactual training: architecture, losses and schedule in one place.
+
+Defaults are the paper-scale ones (meant for a GPU); the ``quick`` and ``smoke`` profiles
+override widths, batch size and iterations per image size (:mod:`cfx_lib.config`).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+
+@dataclass(frozen=True)
+class LossWeights:
+    """The λ's of the generator objective (defaults follow DISSECT: λ_gan 1, λ_rec 100, λ_φ 1,
+    λ_con between 2 and 10).
+
+    ``rec`` weighs both L1 terms, ‖x − G(x, s, k)‖₁ and ‖x − G(G(x, α, k), s, k)‖₁.
+    """
+
+    gan: float = 1.0
+    score: float = 1.0
+    rec: float = 100.0
+    con: float = 5.0
+
+    def __post_init__(self) -> None:
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+                raise ValueError(f"loss weight {f.name!r} must be a non-negative number, got {value!r}")
+
+
+@dataclass(frozen=True)
+class CounterfactualConfig:
+    """How the counterfactual generator is built and trained.
+
+    Attributes:
+        n_concepts: K, the number of concepts (counterfactuals per anomaly).
+        g_widths: channels of the generator's encoder stages; each stage halves the resolution
+            and the decoder mirrors it.
+        g_res_blocks: conditional residual blocks at the lowest resolution.
+        g_residual: G edits its input in tanh space instead of generating from scratch (see
+            :class:`~cfx_lib.counterfactual.models.Generator`).
+        d_widths: channels of the discriminator's down-sampling blocks.
+        r_widths: channels of the concept classifier's down-sampling blocks.
+        cond_dim: size of the embedding of (α, k) that feeds the conditional batch norms.
+        batch_size: images per iteration.
+        iterations: generator updates.
+        d_steps: discriminator updates per generator update.
+        lr_g / lr_d: Adam learning rates of G+R and of D; ``betas`` for both.
+        weights: the loss weights (:class:`LossWeights`).
+        score_noise / score_shift: the score loss reads φ on counterfactuals with Gaussian
+            pixel noise of this std and a random shift of up to this many pixels (an expectation
+            over transformations). A change that φ only notices pixel-exactly, i.e. an
+            adversarial perturbation, then stops paying off; a real change of content survives.
+            0 / 0 (the default) is the paper's plain φ(x_t).
+        sample_every / checkpoint_every: iterations between sample grids / checkpoints.
+        n_samples: anomalies shown in the sample grids.
+        seed, device: as everywhere.
+    """
+
+    n_concepts: int = 2
+    g_widths: tuple[int, ...] = (64, 128)
+    g_res_blocks: int = 2
+    g_residual: bool = True
+    d_widths: tuple[int, ...] = (64, 128, 128)
+    r_widths: tuple[int, ...] = (64, 128)
+    cond_dim: int = 64
+    batch_size: int = 64
+    iterations: int = 20000
+    d_steps: int = 1
+    lr_g: float = 2e-4
+    lr_d: float = 2e-4
+    betas: tuple[float, float] = (0.0, 0.9)
+    weights: LossWeights = field(default_factory=LossWeights)
+    score_noise: float = 0.0
+    score_shift: int = 0
+    sample_every: int = 500
+    checkpoint_every: int = 250
+    n_samples: int = 8
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.weights, dict):
+            object.__setattr__(self, "weights", LossWeights(**self.weights))
+        for key in ("n_concepts", "g_res_blocks", "cond_dim", "batch_size", "iterations", "d_steps",
+                    "sample_every", "checkpoint_every", "n_samples"):
+            value = getattr(self, key)
+            if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "g_res_blocks" else 1):
+                raise ValueError(f"{key} must be a positive int, got {value!r}")
+        if self.n_concepts < 1:
+            raise ValueError(f"n_concepts (K) must be >= 1, got {self.n_concepts}")
+        if self.batch_size < 2:
+            raise ValueError(f"batch_size must be >= 2 (batch norm), got {self.batch_size}")
+        for key in ("g_widths", "d_widths", "r_widths"):
+            widths = tuple(getattr(self, key))
+            if not widths or any(not isinstance(w, int) or w < 1 for w in widths):
+                raise ValueError(f"{key} must be a non-empty tuple of positive ints, got {widths!r}")
+            object.__setattr__(self, key, widths)
+        object.__setattr__(self, "betas", tuple(float(b) for b in self.betas))
+        if len(self.betas) != 2 or not all(0 <= b < 1 for b in self.betas):
+            raise ValueError(f"betas must be two numbers in [0, 1), got {self.betas}")
+        if not self.score_noise >= 0 or not isinstance(self.score_shift, int) or self.score_shift < 0:
+            raise ValueError(f"score_noise must be >= 0 and score_shift a non-negative int, got "
+                             f"{self.score_noise!r}, {self.score_shift!r}")
+        if not (self.lr_g > 0 and self.lr_d > 0):
+            raise ValueError("lr_g and lr_d must be > 0")
+        if not isinstance(self.seed, int) or self.seed < 0:
+            raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
+
+    def replace(self, **changes: Any) -> "CounterfactualConfig":
+        """A copy with some fields changed (``weights`` may be given as a partial dict)."""
+        if isinstance(changes.get("weights"), dict):
+            changes["weights"] = dataclasses.replace(self.weights, **changes["weights"])
+        unknown = sorted(set(changes) - {f.name for f in dataclasses.fields(self)})
+        if unknown:
+            raise ValueError(f"unknown counterfactual option(s) {unknown}; valid: "
+                             f"{[f.name for f in dataclasses.fields(self)]}")
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        for key in ("g_widths", "d_widths", "r_widths", "betas"):
+            d[key] = list(d[key])
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> "CounterfactualConfig":
+        d = dict(d)
+        d["weights"] = LossWeights(**d.get("weights", {}))
+        for key in ("g_widths", "d_widths", "r_widths", "betas"):
+            if key in d:
+                d[key] = tuple(d[key])
+        return cls(**d)
+
+    def architecture(self) -> dict[str, Any]:
+        """The fields that decide the networks' shapes (what a checkpoint must match)."""
+        return {k: self.to_dict()[k] for k in ("n_concepts", "g_widths", "g_res_blocks", "g_residual", "d_widths", "r_widths",
+                                                      "cond_dim")}

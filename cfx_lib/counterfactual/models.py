@@ -1,0 +1,225 @@
+"""The three networks of the counterfactual path (after DISSECT / the paper's GAN path).
+
+- :class:`Generator` G(x, α, k): a ResNet encoder–decoder whose decoder is conditioned on the
+  target score α ∈ [0, 1] and the concept k through conditional batch norm; tanh output mapped
+  to the data range [0, 1].
+- :class:`Discriminator` D(x, α): a spectral-normed ResNet with a projection term on α, so it
+  judges "a realistic image with score α" (hinge loss).
+- :class:`ConceptClassifier` R(x, x′): spectral-normed, on the channel concatenation of a pair,
+  K logits: which concept turned x into x′.
+
+Sizes: any square image whose side is divisible by 2^len(widths) (28×28 and 32×32 with two
+stages; 32×32 with three).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+from torch.nn.utils import spectral_norm
+
+
+def check_images(x: torch.Tensor, image_shape: tuple[int, int, int], what: str = "images") -> None:
+    """Raise a ValueError naming the expected shape when ``x`` is not a batch of such images."""
+    if not isinstance(x, torch.Tensor):
+        raise TypeError(f"expected a torch.Tensor of {what}, got {type(x).__name__}")
+    if x.ndim != 4 or tuple(x.shape[1:]) != tuple(image_shape):
+        c, h, w = image_shape
+        raise ValueError(f"expected {what} of shape (B, {c}, {h}, {w}), got {tuple(x.shape)}")
+
+
+class ConditionEmbedding(nn.Module):
+    """(α, k) → a vector: an embedding of k concatenated with Fourier features of α passed
+    through a small MLP."""
+
+    def __init__(self, n_concepts: int, dim: int, n_freq: int = 8) -> None:
+        super().__init__()
+        self.n_concepts = n_concepts
+        self.concept = nn.Embedding(n_concepts, dim)
+        self.register_buffer("freq", math.pi * 2.0 ** torch.arange(n_freq).float() / 2.0)
+        self.alpha = nn.Sequential(nn.Linear(2 * n_freq + 1, dim), nn.ReLU(), nn.Linear(dim, dim))
+
+    def forward(self, alpha: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        a = alpha.float().reshape(-1, 1)
+        feats = torch.cat([a, torch.sin(a * self.freq), torch.cos(a * self.freq)], dim=1)
+        return torch.cat([self.concept(k.long()), self.alpha(feats)], dim=1)
+
+
+class ConditionalBatchNorm2d(nn.Module):
+    """Batch norm whose scale and shift are predicted from the condition vector (identity at
+    initialisation: γ = 1, β = 0)."""
+
+    def __init__(self, channels: int, cond_dim: int) -> None:
+        super().__init__()
+        self.bn = nn.BatchNorm2d(channels, affine=False)
+        self.affine = nn.Linear(cond_dim, 2 * channels)
+        nn.init.zeros_(self.affine.weight)
+        nn.init.zeros_(self.affine.bias)
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor) -> torch.Tensor:
+        gamma, beta = self.affine(cond).chunk(2, dim=1)
+        return self.bn(x) * (1 + gamma[:, :, None, None]) + beta[:, :, None, None]
+
+
+class GBlock(nn.Module):
+    """Pre-activation residual block: (C)BN → ReLU → conv → (C)BN → ReLU → conv, with an
+    optional 2× down- or up-sampling; conditional when ``cond_dim`` is given."""
+
+    def __init__(self, cin: int, cout: int, resample: str | None = None, cond_dim: int | None = None) -> None:
+        super().__init__()
+        self.resample = resample
+        self.conditional = cond_dim is not None
+        norm = (lambda c: ConditionalBatchNorm2d(c, cond_dim)) if self.conditional else nn.BatchNorm2d
+        self.n1, self.n2 = norm(cin), norm(cout)
+        self.c1 = nn.Conv2d(cin, cout, 3, padding=1)
+        self.c2 = nn.Conv2d(cout, cout, 3, padding=1)
+        self.skip = nn.Conv2d(cin, cout, 1) if cin != cout or resample else nn.Identity()
+
+    def _norm(self, norm: nn.Module, h: torch.Tensor, cond: torch.Tensor | None) -> torch.Tensor:
+        return norm(h, cond) if self.conditional else norm(h)
+
+    def _resample(self, h: torch.Tensor) -> torch.Tensor:
+        if self.resample == "up":
+            return F.interpolate(h, scale_factor=2, mode="nearest")
+        if self.resample == "down":
+            return F.avg_pool2d(h, 2)
+        return h
+
+    def forward(self, x: torch.Tensor, cond: torch.Tensor | None = None) -> torch.Tensor:
+        h = F.relu(self._norm(self.n1, x, cond))
+        if self.resample == "up":
+            h = self._resample(h)
+        h = self.c1(h)
+        h = self.c2(F.relu(self._norm(self.n2, h, cond)))
+        if self.resample == "down":
+            h = self._resample(h)
+        return h + self._resample(self.skip(x)) if self.resample == "down" else h + self.skip(self._resample(x))
+
+
+#: inputs are clamped to [eps, 1 − eps] before atanh in the residual generator
+RESIDUAL_EPS = 0.01
+
+
+class Generator(nn.Module):
+    """G(x, α, k): images (B, C, H, W) in [0, 1], target scores α (B,) in [0, 1], concepts
+    k (B,) in {0..K−1} → images (B, C, H, W) in [0, 1].
+
+    With ``residual=True`` (the default) the network's output is added to atanh(2x − 1) before
+    the tanh, so G is close to the identity at initialisation and learns edits: the output stays
+    in the data range, and training skips the long phase in which a GAN first learns to
+    reproduce its input (that phase costs most of a CPU budget). ``residual=False`` is the plain
+    encoder–decoder.
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int], n_concepts: int = 2, widths: tuple[int, ...] = (64, 128),
+                 res_blocks: int = 2, cond_dim: int = 64, residual: bool = True) -> None:
+        super().__init__()
+        self.residual = residual
+        c, h, w = image_shape
+        if h != w or h % 2 ** len(widths):
+            raise ValueError(f"generator needs square images with a side divisible by {2 ** len(widths)} "
+                             f"({len(widths)} stages), got {h}×{w}")
+        self.image_shape = tuple(image_shape)
+        self.n_concepts = n_concepts
+        self.embed = ConditionEmbedding(n_concepts, cond_dim // 2)
+        self.stem = nn.Conv2d(c, widths[0], 3, padding=1)
+        chans = [widths[0], *widths]
+        self.down = nn.ModuleList(GBlock(chans[i], chans[i + 1], "down") for i in range(len(widths)))
+        self.mid = nn.ModuleList(GBlock(widths[-1], widths[-1], None, cond_dim) for _ in range(res_blocks))
+        self.up = nn.ModuleList(GBlock(chans[i + 1], chans[i], "up", cond_dim) for i in reversed(range(len(widths))))
+        self.out_norm = ConditionalBatchNorm2d(widths[0], cond_dim)
+        self.out = nn.Conv2d(widths[0], c, 3, padding=1)
+
+    def forward(self, x: torch.Tensor, alpha: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        check_images(x, self.image_shape)
+        alpha = torch.as_tensor(alpha, dtype=x.dtype, device=x.device).expand(len(x)) if not torch.is_tensor(alpha) or alpha.ndim == 0 else alpha
+        k = torch.as_tensor(k, dtype=torch.long, device=x.device).expand(len(x)) if not torch.is_tensor(k) or k.ndim == 0 else k
+        if len(alpha) != len(x) or len(k) != len(x):
+            raise ValueError(f"alpha and k need one value per image ({len(x)}), got {len(alpha)} and {len(k)}")
+        if (k < 0).any() or (k >= self.n_concepts).any():
+            raise ValueError(f"concepts k must be in 0..{self.n_concepts - 1}, got {k.tolist()}")
+        cond = self.embed(alpha.to(x.device), k.to(x.device))
+        h = self.stem(x * 2 - 1)
+        for block in self.down:
+            h = block(h)
+        for block in [*self.mid, *self.up]:
+            h = block(h, cond)
+        h = self.out(F.relu(self.out_norm(h, cond)))
+        if self.residual:  # an edit of the input in tanh space: G starts near the identity
+            h = h + torch.atanh(x.clamp(RESIDUAL_EPS, 1 - RESIDUAL_EPS) * 2 - 1)
+        return (torch.tanh(h) + 1) / 2
+
+
+class DBlock(nn.Module):
+    """Spectral-normed residual block (ReLU → conv → ReLU → conv), optionally 2× down-sampling."""
+
+    def __init__(self, cin: int, cout: int, down: bool = True, first: bool = False) -> None:
+        super().__init__()
+        self.down, self.first = down, first
+        self.c1 = spectral_norm(nn.Conv2d(cin, cout, 3, padding=1))
+        self.c2 = spectral_norm(nn.Conv2d(cout, cout, 3, padding=1))
+        self.skip = spectral_norm(nn.Conv2d(cin, cout, 1)) if cin != cout or down else None
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        h = x if self.first else F.relu(x)
+        h = self.c2(F.relu(self.c1(h)))
+        s = x
+        if self.down:
+            h = F.avg_pool2d(h, 2)
+            s = F.avg_pool2d(self.skip(s), 2) if self.first else self.skip(F.avg_pool2d(s, 2))
+        elif self.skip is not None:
+            s = self.skip(s)
+        return h + s
+
+
+class SNResNet(nn.Module):
+    """A spectral-normed ResNet feature extractor: down blocks, then global sum pooling."""
+
+    def __init__(self, in_channels: int, widths: tuple[int, ...]) -> None:
+        super().__init__()
+        chans = [in_channels, *widths]
+        self.blocks = nn.Sequential(*(DBlock(chans[i], chans[i + 1], down=True, first=i == 0) for i in range(len(widths))),
+                                    DBlock(widths[-1], widths[-1], down=False))
+        self.out_dim = widths[-1]
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return F.relu(self.blocks(x)).sum(dim=(2, 3))
+
+
+class Discriminator(nn.Module):
+    """D(x, α) → a realism logit (B,): linear(h) + ⟨v(α), h⟩, the projection term judging whether
+    x looks like a real image whose detector score is α."""
+
+    def __init__(self, image_shape: tuple[int, int, int], widths: tuple[int, ...] = (64, 128, 128), n_freq: int = 8) -> None:
+        super().__init__()
+        self.image_shape = tuple(image_shape)
+        self.features = SNResNet(image_shape[0], widths)
+        self.linear = spectral_norm(nn.Linear(self.features.out_dim, 1))
+        self.register_buffer("freq", math.pi * 2.0 ** torch.arange(n_freq).float() / 2.0)
+        self.alpha = nn.Sequential(spectral_norm(nn.Linear(2 * n_freq + 1, self.features.out_dim)), nn.ReLU(),
+                                   spectral_norm(nn.Linear(self.features.out_dim, self.features.out_dim)))
+
+    def forward(self, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
+        check_images(x, self.image_shape)
+        h = self.features(x * 2 - 1)
+        a = alpha.float().reshape(-1, 1)
+        v = self.alpha(torch.cat([a, torch.sin(a * self.freq), torch.cos(a * self.freq)], dim=1))
+        return self.linear(h).squeeze(1) + (v * h).sum(dim=1)
+
+
+class ConceptClassifier(nn.Module):
+    """R(x, x′) → K logits: which concept changed x into x′ (spectral-normed)."""
+
+    def __init__(self, image_shape: tuple[int, int, int], n_concepts: int = 2, widths: tuple[int, ...] = (64, 128)) -> None:
+        super().__init__()
+        self.image_shape = tuple(image_shape)
+        self.features = SNResNet(2 * image_shape[0], widths)
+        self.head = spectral_norm(nn.Linear(self.features.out_dim, n_concepts))
+
+    def forward(self, x: torch.Tensor, x_prime: torch.Tensor) -> torch.Tensor:
+        check_images(x, self.image_shape)
+        check_images(x_prime, self.image_shape, "counterfactuals")
+        return self.head(self.features(torch.cat([x, x_prime], dim=1) * 2 - 1))

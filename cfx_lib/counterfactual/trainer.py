@@ -1,0 +1,313 @@
+"""Training of the counterfactual generator G with its discriminator D and concept classifier R.
+
+One iteration (``d_steps`` discriminator updates, then one update of G and R together), with
+s = φ(x), α ~ U[0, 1], k ~ U{0..K−1}, x_t = G(x, α, k), x_cyc = G(x_t, s, k), x_rec = G(x, s, k):
+
+- D: hinge(D(x, s), D(x_t, α));
+- G+R: λ_gan·(−D(x_t, α)) + λ_score·(BCE(φ(x_t), α) + BCE(φ(x_cyc), s))
+  + λ_rec·(‖x − x_rec‖₁ + ‖x − x_cyc‖₁)
+  + λ_con·(CE(R(x, x_t), k) + CE(R(x_t, x_cyc), k) + CE(R(x, x_cyc), 0) + CE(R(x, x_rec), 0)).
+
+The detector φ is frozen. Checkpoints (``cf_last.pt``) are written atomically every
+``checkpoint_every`` iterations and training resumes from them; the loss history goes to
+``losses.csv``, sample grids (anomaly | its K counterfactuals at α = 0) to ``samples/``; at the
+end ``explainer.pt`` bundles the detector and the generator for :func:`load_explainer`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable
+
+import torch
+
+from ..detectors.detector import BaseDetector
+from ..detectors.trainer import TrainingDiverged
+from ..device import resolve_device, seed_everything
+from ..io import load_torch, save_torch, write_text
+from . import losses as L
+from .config import CounterfactualConfig
+from .models import ConceptClassifier, Discriminator, Generator
+
+LAST = "cf_last.pt"  # full training state, for resume
+LOSS_COLUMNS = ("iteration", "d_loss", "g_gan", "score", "score_excess", "rec", "con", "r_acc", "total", "seconds")
+
+
+@dataclass
+class CounterfactualModels:
+    """G, D and R for one image shape and configuration."""
+
+    generator: Generator
+    discriminator: Discriminator
+    concept_classifier: ConceptClassifier
+
+    @classmethod
+    def build(cls, cfg: CounterfactualConfig, image_shape: tuple[int, int, int]) -> "CounterfactualModels":
+        return cls(
+            Generator(image_shape, cfg.n_concepts, cfg.g_widths, cfg.g_res_blocks, cfg.cond_dim, cfg.g_residual),
+            Discriminator(image_shape, cfg.d_widths),
+            ConceptClassifier(image_shape, cfg.n_concepts, cfg.r_widths),
+        )
+
+    def to(self, device: torch.device) -> "CounterfactualModels":
+        for m in (self.generator, self.discriminator, self.concept_classifier):
+            m.to(device)
+        return self
+
+
+@dataclass
+class CounterfactualTrainResult:
+    """What :func:`train_counterfactual` returns."""
+
+    models: CounterfactualModels
+    history: list[dict[str, float]] = field(default_factory=list)
+    train_seconds: float = 0.0
+    iterations: int = 0
+    resumed_iteration: int = 0
+    sample_paths: list[Path] = field(default_factory=list)
+
+    @property
+    def generator(self) -> Generator:
+        return self.models.generator
+
+    @property
+    def iters_per_second(self) -> float:
+        return self.iterations / self.train_seconds if self.train_seconds > 0 else float("nan")
+
+
+def perturb(x: torch.Tensor, noise: float, shift: int, gen: torch.Generator) -> torch.Tensor:
+    """x with a random shift of up to ``shift`` pixels per image (zero padding) and Gaussian
+    noise of std ``noise``, clamped to [0, 1]; x itself when both are 0. Differentiable in x."""
+    if shift > 0:
+        b, _, h, w = x.shape
+        padded = torch.nn.functional.pad(x, (shift, shift, shift, shift))
+        dy = torch.randint(0, 2 * shift + 1, (b,), generator=gen).tolist()
+        dx = torch.randint(0, 2 * shift + 1, (b,), generator=gen).tolist()
+        x = torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
+    if noise > 0:
+        x = (x + noise * torch.randn(x.shape, generator=gen).to(x.device)).clamp(0, 1)
+    return x
+
+
+def _fingerprint(images: torch.Tensor, detector: BaseDetector) -> dict[str, Any]:
+    h = hashlib.sha1()
+    for v in detector.state_dict().values():
+        h.update(v.detach().cpu().float().numpy().tobytes())
+    return {"n_images": len(images), "images_sum": round(float(images.double().sum()), 3), "detector": h.hexdigest()[:16]}
+
+
+@torch.no_grad()
+def counterfactual_grid(generator: Generator, anomalies: torch.Tensor, alpha: float = 0.0) -> torch.Tensor:
+    """Rows of (anomaly, its K counterfactuals at ``alpha``) as one batch (N·(K+1), C, H, W)."""
+    was = generator.training
+    generator.eval()
+    device = next(generator.parameters()).device
+    x = anomalies.to(device)
+    cfs = [generator(x, torch.full((len(x),), alpha, device=device), torch.full((len(x),), k, device=device))
+           for k in range(generator.n_concepts)]
+    generator.train(was)
+    return torch.stack([x, *cfs], dim=1).flatten(0, 1).cpu()
+
+
+def _save_samples(models: CounterfactualModels, anomalies: torch.Tensor, path: Path, iteration: int) -> Path:
+    from ..viz.plots import image_grid, save_figure
+
+    k = models.generator.n_concepts
+    fig = image_grid(counterfactual_grid(models.generator, anomalies), nrow=k + 1,
+                     title=f"iteration {iteration}: anomaly | concept 1..{k} at α = 0", scale=1.6)
+    save_figure(fig, path)
+    return path
+
+
+def _write_history(history: list[dict[str, float]], path: Path) -> None:
+    lines = [",".join(LOSS_COLUMNS)]
+    lines += [",".join(f"{row[c]:.6g}" for c in LOSS_COLUMNS) for row in history]
+    write_text("\n".join(lines) + "\n", path)
+
+
+def _state(models: CounterfactualModels, opt_g, opt_d, cfg: CounterfactualConfig, iteration: int, history: list,
+           gen: torch.Generator, elapsed: float, fingerprint: dict, perm: torch.Tensor, cursor: int) -> dict[str, Any]:
+    return {
+        "perm": perm,
+        "cursor": cursor,
+        "format": "cfx-cf-training/1",
+        "generator": models.generator.state_dict(),
+        "discriminator": models.discriminator.state_dict(),
+        "concept_classifier": models.concept_classifier.state_dict(),
+        "opt_g": opt_g.state_dict(),
+        "opt_d": opt_d.state_dict(),
+        "config": cfg.to_dict(),
+        "image_shape": list(models.generator.image_shape),
+        "iteration": iteration,
+        "history": history,
+        "fingerprint": fingerprint,
+        "torch_rng": torch.get_rng_state(),
+        "generator_rng": gen.get_state(),
+        "elapsed": elapsed,
+    }
+
+
+def train_counterfactual(
+    cfg: CounterfactualConfig, detector: BaseDetector, images: torch.Tensor, out_dir: str | Path | None = None,
+    sample_images: torch.Tensor | None = None, progress: bool = True, resume: bool = True,
+    callback: Callable[[int, dict[str, float]], None] | None = None,
+) -> CounterfactualTrainResult:
+    """Train G, D and R to explain ``detector``.
+
+    Args:
+        cfg: architecture, loss weights and schedule (:class:`CounterfactualConfig`).
+        detector: the frozen detector φ (images in [0, 1] → scores in [0, 1]).
+        images: training images (N, C, H, W) in [0, 1]; use the detector's training data,
+            normal and anomalous/OE alike, so that G sees the whole score range.
+        out_dir: where ``cf_last.pt``, ``losses.csv`` and ``samples/`` go; None: in memory.
+        sample_images: anomalies shown in the periodic sample grids (default: the
+            ``cfg.n_samples`` training images φ scores highest).
+        progress: show a tqdm bar.
+        resume: continue from ``out_dir/cf_last.pt`` when it was written for the same
+            configuration (only ``iterations`` may grow), data and detector.
+        callback: called as ``callback(iteration, row)`` after each logged iteration.
+
+    Raises:
+        TrainingDiverged: a loss became NaN/inf; the last good checkpoint stays on disk.
+    """
+    from tqdm.auto import tqdm
+
+    shape = tuple(detector.image_shape)
+    if images.ndim != 4 or tuple(images.shape[1:]) != shape:
+        raise ValueError(f"training images must be (N, {', '.join(map(str, shape))}) like the detector's input, "
+                         f"got {tuple(images.shape)}")
+    if len(images) < cfg.batch_size:
+        raise ValueError(f"need at least batch_size={cfg.batch_size} training images, got {len(images)}")
+    device = resolve_device(cfg.device)
+    gen = seed_everything(cfg.seed)
+    detector = detector.to(device).eval()
+    for p in detector.parameters():
+        p.requires_grad_(False)
+    models = CounterfactualModels.build(cfg, shape).to(device)
+    G, D, R = models.generator, models.discriminator, models.concept_classifier
+    opt_g = torch.optim.Adam([*G.parameters(), *R.parameters()], lr=cfg.lr_g, betas=cfg.betas)
+    opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
+    fingerprint = _fingerprint(images, detector)
+    scores_all = detector.score_images(images, device=device)
+    if sample_images is None:
+        sample_images = images[scores_all.argsort(descending=True)[: cfg.n_samples]]
+    history: list[dict[str, float]] = []
+    start, elapsed = 0, 0.0
+    out = Path(out_dir) if out_dir is not None else None
+    sample_paths: list[Path] = []
+
+    if out is not None and resume and (out / LAST).is_file():
+        state = load_torch(out / LAST)
+        saved = {k: v for k, v in state["config"].items() if k not in ("iterations", "device")}
+        current = {k: v for k, v in cfg.to_dict().items() if k not in ("iterations", "device")}
+        if saved != current or state["fingerprint"] != fingerprint or state["iteration"] > cfg.iterations:
+            raise ValueError(f"{out / LAST} was written for another configuration, dataset or detector (only more "
+                             "iterations may be asked for); delete it or choose another output folder.")
+        G.load_state_dict(state["generator"])
+        D.load_state_dict(state["discriminator"])
+        R.load_state_dict(state["concept_classifier"])
+        opt_g.load_state_dict(state["opt_g"])
+        opt_d.load_state_dict(state["opt_d"])
+        torch.set_rng_state(state["torch_rng"])
+        gen.set_state(state["generator_rng"])
+        history, start, elapsed = list(state["history"]), int(state["iteration"]), float(state["elapsed"])
+        if (out / "samples").is_dir():
+            sample_paths = sorted((out / "samples").glob("iter_*.png"))
+
+    n, bs, K = len(images), cfg.batch_size, cfg.n_concepts
+    w = cfg.weights
+    if start > 0:  # the data order continues where the checkpoint left it
+        perm, cursor = state["perm"], int(state["cursor"])
+    else:
+        perm, cursor = torch.randperm(n, generator=gen), 0
+
+    def next_batch() -> tuple[torch.Tensor, torch.Tensor]:
+        nonlocal perm, cursor
+        if cursor + bs > n:
+            perm, cursor = torch.randperm(n, generator=gen), 0
+        idx = perm[cursor : cursor + bs]
+        cursor += bs
+        return images[idx].to(device), scores_all[idx].to(device)
+
+    def check(name: str, value: torch.Tensor, iteration: int) -> None:
+        if not torch.isfinite(value):
+            where = f"; the last good checkpoint is {out / LAST}" if out is not None and (out / LAST).exists() else ""
+            raise TrainingDiverged(f"counterfactual training: {name} became {value.item()} at iteration "
+                                   f"{iteration}{where}. Try lower learning rates or loss weights.")
+
+    log_every = max(1, min(25, cfg.checkpoint_every))
+    running: dict[str, float] = {}
+    counted = 0
+    G.train(), D.train(), R.train()
+    bar = tqdm(range(start, cfg.iterations), desc="counterfactual G", disable=not progress, initial=start,
+               total=cfg.iterations)
+    t_last = time.perf_counter()
+    for it in bar:
+        # --- discriminator -----------------------------------------------------------
+        for _ in range(cfg.d_steps):
+            x, s = next_batch()
+            alpha = torch.rand(bs, generator=gen).to(device)
+            k = torch.randint(K, (bs,), generator=gen).to(device)
+            with torch.no_grad():
+                x_t = G(x, alpha, k)
+            d_loss = L.d_hinge(D(x, s), D(x_t, alpha))
+            check("the discriminator loss", d_loss, it + 1)
+            opt_d.zero_grad(set_to_none=True)
+            d_loss.backward()
+            opt_d.step()
+        # --- generator and concept classifier -----------------------------------------
+        x, s = next_batch()
+        alpha = torch.rand(bs, generator=gen).to(device)
+        k = torch.randint(K, (bs,), generator=gen).to(device)
+        x_t = G(x, alpha, k)
+        x_cyc = G(x_t, s, k)
+        x_rec = G(x, s, k)
+        g_gan = L.g_hinge(D(x_t, alpha))
+        phi_t = detector.score_logits(perturb(x_t, cfg.score_noise, cfg.score_shift, gen))
+        phi_cyc = detector.score_logits(perturb(x_cyc, cfg.score_noise, cfg.score_shift, gen))
+        score = L.score_loss(phi_t, alpha) + L.score_loss(phi_cyc, s)
+        rec = L.l1(x, x_rec) + L.l1(x, x_cyc)
+        logits_t = R(x, x_t)
+        con = (L.concept_loss(logits_t, k) + L.concept_loss(R(x_t, x_cyc), k)
+               + L.concept_loss(R(x, x_cyc), None) + L.concept_loss(R(x, x_rec), None))
+        total = w.gan * g_gan + w.score * score + w.rec * rec + w.con * con
+        check("the generator loss", total, it + 1)
+        opt_g.zero_grad(set_to_none=True)
+        total.backward()
+        opt_g.step()
+
+        with torch.no_grad():
+            row = {"d_loss": d_loss.item(), "g_gan": g_gan.item(), "score": score.item(),
+                   "score_excess": (L.score_loss_excess(phi_t, alpha) + L.score_loss_excess(phi_cyc, s)).item(),
+                   "rec": rec.item(), "con": con.item(),
+                   "r_acc": (logits_t.argmax(1) == k).float().mean().item(), "total": total.item()}
+        for key, value in row.items():
+            running[key] = running.get(key, 0.0) + value
+        counted += 1
+        iteration = it + 1
+        now = time.perf_counter()
+        elapsed += now - t_last
+        t_last = now
+        if iteration % log_every == 0 or iteration == cfg.iterations:
+            avg = {"iteration": iteration, **{key: v / counted for key, v in running.items()}, "seconds": elapsed}
+            history.append(avg)
+            running, counted = {}, 0
+            bar.set_postfix(score=f"{avg['score_excess']:.3f}", rec=f"{avg['rec']:.3f}", r_acc=f"{avg['r_acc']:.2f}")
+            if callback is not None:
+                callback(iteration, avg)
+        if out is not None and (iteration % cfg.sample_every == 0 or iteration == cfg.iterations):
+            sample_paths.append(_save_samples(models, sample_images, out / "samples" / f"iter_{iteration:06d}.png", iteration))
+        if out is not None and (iteration % cfg.checkpoint_every == 0 or iteration == cfg.iterations):
+            save_torch(_state(models, opt_g, opt_d, cfg, iteration, history, gen, elapsed, fingerprint, perm, cursor),
+                       out / LAST)
+            _write_history(history, out / "losses.csv")
+        t_last = time.perf_counter()  # do not count checkpoints and sample grids as training time
+
+    G.eval(), D.eval(), R.eval()
+    if history and not all(math.isfinite(v) for v in history[-1].values()):  # pragma: no cover - guarded above
+        raise TrainingDiverged("final losses are not finite")
+    return CounterfactualTrainResult(models, history, elapsed, cfg.iterations, start, sample_paths)

@@ -1,0 +1,93 @@
+"""Metrics of counterfactual explanations (issue 4's subset; see also :mod:`.oracle`).
+
+- :func:`normality_auroc`: AuROC of φ's scores, normal test data vs counterfactuals
+  (0.5: φ cannot tell them apart; the paper's Table 1).
+- :func:`oracle_normal_share`: the share of counterfactuals that the oracle classifiers read as
+  belonging to the normal set (independent of φ).
+- :func:`concept_accuracy`: R's accuracy at telling which concept produced a pair (Table 4).
+- :func:`counterfactual_metrics`: all of them, overall and per concept, as a flat dict.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+
+from .auroc import auroc
+
+
+def normality_auroc(normal_scores: torch.Tensor, cf_scores: torch.Tensor) -> float:
+    """AuROC of detector scores: normal test samples (negatives) vs counterfactuals (positives).
+    0.5 = the detector finds the counterfactuals as normal as real normal data; 1 = all more
+    anomalous."""
+    return auroc(normal_scores.flatten(), cf_scores.flatten())
+
+
+#: an oracle reading counts only at this softmax probability or above: a blob that looks like no
+#: digit must not count as a "1" because the digit head's argmax happens to say so
+MIN_CONFIDENCE = 0.8
+
+
+def oracle_normal_share(oracle, setup: Any, images: torch.Tensor, min_confidence: float = MIN_CONFIDENCE) -> float:
+    """Share of ``images`` whose oracle-read factors make them normal under ``setup`` (a dataset
+    setup with an ``is_normal(factors)`` method, e.g. :class:`ColoredMNISTSetup`). Factors read
+    with less than ``min_confidence`` are unreadable and match no normal value."""
+    if len(images) == 0:
+        raise ValueError("no images to read")
+    return float(setup.is_normal(oracle.predict(images, min_confidence=min_confidence)).float().mean())
+
+
+@torch.no_grad()
+def concept_accuracy(concept_classifier: torch.nn.Module, images: torch.Tensor, counterfactuals: torch.Tensor,
+                     batch_size: int = 256) -> float:
+    """Accuracy of R on pairs (x, G(x, α, k)): the share where argmax R = k.
+
+    ``counterfactuals`` is (N, K, C, H, W), concept k in ``[:, k]``.
+    """
+    n, k_total = counterfactuals.shape[:2]
+    was = concept_classifier.training
+    concept_classifier.eval()
+    device = next(concept_classifier.parameters()).device
+    correct = 0
+    for k in range(k_total):
+        for i in range(0, n, batch_size):
+            logits = concept_classifier(images[i : i + batch_size].to(device), counterfactuals[i : i + batch_size, k].to(device))
+            correct += int((logits.argmax(1) == k).sum())
+    concept_classifier.train(was)
+    return correct / (n * k_total)
+
+
+def counterfactual_metrics(explanation, normal_scores: torch.Tensor, oracle=None, setup: Any = None,
+                           concept_classifier: torch.nn.Module | None = None) -> dict[str, float]:
+    """Metrics of the α = 0 counterfactuals of test anomalies.
+
+    Args:
+        explanation: :class:`cfx_lib.counterfactual.Explanation` of the test anomalies.
+        normal_scores: φ's scores of the normal test samples.
+        oracle, setup: factor oracle and the dataset setup that decides normality from factors
+            (skip the oracle figures when None).
+        concept_classifier: R (skip ``concept_acc`` when None).
+
+    Returns ``normality_auroc``, ``median_cf_score``, ``cf_normal_share`` (φ ≤ threshold),
+    ``oracle_normal``, ``concept_acc`` overall, and the first four per concept with suffix
+    ``_k<k+1>``.
+    """
+    m: dict[str, float] = {}
+    cf_scores = explanation.cf_scores
+    m["normality_auroc"] = normality_auroc(normal_scores, cf_scores)
+    m["median_cf_score"] = float(cf_scores.median())
+    m["cf_normal_share"] = float(explanation.is_normal.float().mean())
+    for k in range(explanation.n_concepts):
+        m[f"normality_auroc_k{k + 1}"] = normality_auroc(normal_scores, cf_scores[:, k])
+        m[f"median_cf_score_k{k + 1}"] = float(cf_scores[:, k].median())
+        m[f"cf_normal_share_k{k + 1}"] = float(explanation.is_normal[:, k].float().mean())
+    if oracle is not None and setup is not None:
+        per_k = [oracle_normal_share(oracle, setup, explanation.counterfactuals[:, k]) for k in range(explanation.n_concepts)]
+        m["oracle_normal"] = sum(per_k) / len(per_k)
+        for k, v in enumerate(per_k):
+            m[f"oracle_normal_k{k + 1}"] = v
+        m["oracle_normal_anomalies"] = oracle_normal_share(oracle, setup, explanation.images)
+    if concept_classifier is not None:
+        m["concept_acc"] = concept_accuracy(concept_classifier, explanation.images, explanation.counterfactuals)
+    return m

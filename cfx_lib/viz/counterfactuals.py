@@ -1,0 +1,97 @@
+"""Figures of counterfactual training and explanations."""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+from .plots import _plt, to_numpy_image
+
+#: the loss terms shown by :func:`cf_loss_curves`, with their panel titles
+LOSS_PANELS = {
+    "d_loss": "D hinge loss", "g_gan": "G hinge loss (−D(x_t, α))", "score_excess": "score loss (excess BCE)",
+    "rec": "reconstruction + cycle L1", "con": "concept loss", "r_acc": "R accuracy (training pairs)",
+}
+
+
+def cf_loss_curves(history: Sequence[dict], panels: dict[str, str] | None = None):
+    """One small panel per loss term of counterfactual training, against iterations."""
+    plt = _plt()
+    panels = panels or LOSS_PANELS
+    fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.4), squeeze=False)
+    its = [h["iteration"] for h in history]
+    for ax, (key, title) in zip(axes[0], panels.items()):
+        ax.plot(its, [h[key] for h in history])
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel("iteration", fontsize=8)
+        ax.tick_params(labelsize=7)
+    fig.tight_layout()
+    return fig
+
+
+def explanation_grid(explanation, n: int = 8, concept_names: Sequence[str] | None = None, show_diff: bool = False,
+                     labels: Sequence[str] | None = None):
+    """Rows: an anomaly, then its K counterfactuals (optionally each followed by |difference|),
+    titled with φ's scores; counterfactuals that stay above the threshold are marked "still
+    anomalous" in red."""
+    plt = _plt()
+    n = min(n, len(explanation))
+    k_total = explanation.n_concepts
+    names = list(concept_names or [f"concept {k + 1}" for k in range(k_total)])
+    cols = 1 + k_total * (2 if show_diff else 1)
+    fig, axes = plt.subplots(n, cols, figsize=(1.35 * cols, 1.45 * n + 0.3), squeeze=False)
+    for i in range(n):
+        x = explanation.images[i]
+        ax = axes[i][0]
+        ax.imshow(to_numpy_image(x), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+        ax.set_title(f"{labels[i] + ' ' if labels else ''}φ={float(explanation.scores[i]):.2f}", fontsize=7)
+        col = 1
+        for k in range(k_total):
+            cf = explanation.counterfactuals[i, k]
+            ok = bool(explanation.is_normal[i, k])
+            ax = axes[i][col]
+            ax.imshow(to_numpy_image(cf), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_title(f"{names[k]}\nφ={float(explanation.cf_scores[i, k]):.2f}" + ("" if ok else " still anom."),
+                         fontsize=7, color="black" if ok else "red")
+            col += 1
+            if show_diff:
+                ax = axes[i][col]
+                diff = (cf - x).abs().sum(0)
+                ax.imshow(diff.numpy(), cmap="magma", vmin=0, vmax=max(float(diff.max()), 1e-3), interpolation="nearest")
+                ax.set_title("|difference|", fontsize=7)
+                col += 1
+    for ax in axes.flat:
+        ax.axis("off")
+    fig.tight_layout()
+    return fig
+
+
+def traversal_grid(traversal, n: int = 4):
+    """Rows: images; columns: the α steps of one concept, titled with φ's scores."""
+    plt = _plt()
+    n = min(n, traversal.images.shape[1])
+    a_total = len(traversal.alphas)
+    fig, axes = plt.subplots(n, a_total, figsize=(1.3 * a_total, 1.4 * n + 0.3), squeeze=False)
+    for i in range(n):
+        for j, alpha in enumerate(traversal.alphas):
+            ax = axes[i][j]
+            ax.imshow(to_numpy_image(traversal.images[j, i]), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.set_title(f"α={alpha:.2f}\nφ={float(traversal.scores[j, i]):.2f}", fontsize=7)
+            ax.axis("off")
+    fig.suptitle(f"concept {traversal.concept + 1}", fontsize=9)
+    fig.tight_layout()
+    return fig
+
+
+def metric_curve(rows: Sequence[dict], x: str, keys: Sequence[str], title: str = ""):
+    """Lines of several metrics against ``x`` (e.g. oracle-normal share against training minutes)."""
+    plt = _plt()
+    fig, ax = plt.subplots(figsize=(5, 3))
+    for key in keys:
+        ax.plot([r[x] for r in rows], [r[key] for r in rows], marker="o", label=key)
+    ax.set_xlabel(x)
+    ax.set_title(title)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    return fig
+
+

@@ -1,0 +1,236 @@
+import math
+
+import pytest
+import torch
+
+from cfx_lib.counterfactual import (
+    ConceptClassifier, CounterfactualConfig, Discriminator, Explainer, Generator, explain, load_explainer,
+    train_counterfactual, traverse,
+)
+from cfx_lib.counterfactual import losses as L
+from cfx_lib.counterfactual.explain import as_batch
+from cfx_lib.counterfactual.trainer import LAST, perturb
+from cfx_lib.detectors import Detector, TrainingDiverged, as_detector
+
+TINY = dict(g_widths=(8, 16), g_res_blocks=1, d_widths=(8, 16, 16), r_widths=(8, 16), cond_dim=16, batch_size=8,
+            sample_every=2, checkpoint_every=2, n_samples=2)
+
+
+@pytest.mark.parametrize("shape", [(3, 28, 28), (1, 28, 28), (3, 32, 32)])
+def test_model_shapes_and_ranges(shape):
+    x = torch.rand(4, *shape)
+    g = Generator(shape, n_concepts=3, widths=(8, 16), res_blocks=1, cond_dim=16)
+    out = g(x, torch.rand(4), torch.tensor([0, 1, 2, 0]))
+    assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
+    assert g(x, 0.0, 1).shape == x.shape  # scalars broadcast
+    d = Discriminator(shape, (8, 16, 16))
+    assert d(x, torch.rand(4)).shape == (4,)
+    r = ConceptClassifier(shape, 3, (8, 16))
+    assert r(x, out).shape == (4, 3)
+
+
+def test_generator_rejects_bad_input():
+    g = Generator((3, 28, 28), 2, (8, 16), 1, 16)
+    with pytest.raises(ValueError, match=r"\(B, 3, 28, 28\)"):
+        g(torch.rand(2, 1, 28, 28), torch.rand(2), torch.zeros(2, dtype=torch.long))
+    with pytest.raises(ValueError, match="concepts k must be in 0..1"):
+        g(torch.rand(2, 3, 28, 28), torch.rand(2), torch.tensor([0, 2]))
+    with pytest.raises(ValueError, match="divisible"):
+        Generator((3, 30, 30), 2, (8, 16, 32))
+
+
+def test_condition_changes_output():
+    torch.manual_seed(0)
+    g = Generator((3, 28, 28), 2, (8, 16), 1, 16)
+    for m in g.modules():  # break the identity initialisation of the conditional norms
+        if isinstance(m, torch.nn.Linear):
+            torch.nn.init.normal_(m.weight, std=0.5)
+    g.eval()
+    x = torch.rand(2, 3, 28, 28)
+    assert not torch.allclose(g(x, 0.0, 0), g(x, 0.0, 1))
+    assert not torch.allclose(g(x, 0.0, 0), g(x, 1.0, 0))
+
+
+def test_losses_minimal_where_they_should_be():
+    x = torch.rand(4, 3, 8, 8)
+    assert L.l1(x, x) == 0  # L_rec of an identity G
+    assert L.d_hinge(torch.full((4,), 2.0), torch.full((4,), -2.0)) == 0
+    assert L.d_hinge(torch.zeros(4), torch.zeros(4)) == 2
+    assert L.g_hinge(torch.full((4,), 3.0)) == -3
+    targets = torch.tensor([0.1, 0.5, 0.9, 0.3])
+    exact = torch.logit(targets)
+    assert L.score_loss_excess(exact, targets).abs() < 1e-5
+    assert L.score_loss_excess(exact + 1.0, targets) > 0.01
+    # the gradient survives saturated scores (logits far beyond float32 sigmoid saturation)
+    z = torch.tensor([40.0], requires_grad=True)
+    L.score_loss(z, torch.zeros(1)).backward()
+    assert z.grad.abs() > 0.5
+    k = torch.tensor([0, 1, 1, 0])
+    perfect = torch.where(torch.nn.functional.one_hot(k, 2).bool(), 20.0, -20.0)
+    assert L.concept_loss(perfect, k) < 1e-6
+    assert L.concept_loss(torch.full((4, 2), -20.0), None) < 1e-6
+    assert L.concept_loss(perfect, None) > 1
+
+
+def test_perturb_keeps_shape_and_is_identity_when_off():
+    gen = torch.Generator().manual_seed(0)
+    x = torch.rand(3, 3, 8, 8, requires_grad=True)
+    assert perturb(x, 0.0, 0, gen) is x
+    y = perturb(x, 0.1, 2, gen)
+    assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
+    y.sum().backward()
+    assert x.grad is not None
+
+
+def _toy_detector():
+    """φ = mean brightness of the red channel: anomalous when red."""
+    return as_detector(lambda x: x[:, 0].mean(dim=(1, 2)).clamp(0, 1), (3, 28, 28))
+
+
+def test_one_step_lowers_score_loss_on_toy_detector():
+    torch.manual_seed(0)
+    det = _toy_detector()
+    g = Generator((3, 28, 28), 2, (8, 16), 1, 16)
+    opt = torch.optim.Adam(g.parameters(), lr=1e-2)
+    x = torch.rand(8, 3, 28, 28)
+    alpha, k = torch.zeros(8), torch.zeros(8, dtype=torch.long)
+
+    def loss():
+        return L.score_loss(det.score_logits(g(x, alpha, k)), alpha)
+
+    before = loss()
+    opt.zero_grad()
+    before.backward()
+    opt.step()
+    assert loss() < before
+
+
+@pytest.fixture
+def toy_data():
+    gen = torch.Generator().manual_seed(0)
+    return torch.rand(24, 3, 28, 28, generator=gen)
+
+
+def test_training_writes_outputs_and_resumes_identically(tmp_path, toy_data):
+    det = _toy_detector()
+    cfg = CounterfactualConfig(**TINY, iterations=4, device="cpu")
+    full = train_counterfactual(cfg, det, toy_data, out_dir=tmp_path / "full", progress=False)
+    assert (tmp_path / "full" / LAST).is_file() and (tmp_path / "full" / "losses.csv").is_file()
+    assert len(full.sample_paths) == 2 and all(p.is_file() for p in full.sample_paths)
+    assert full.iters_per_second > 0
+    header = (tmp_path / "full" / "losses.csv").read_text().splitlines()[0]
+    assert header.startswith("iteration,d_loss,g_gan,score")
+    # interrupted after 2 iterations, then resumed to 4: the same weights as the uninterrupted run
+    train_counterfactual(cfg.replace(iterations=2), det, toy_data, out_dir=tmp_path / "part", progress=False)
+    resumed = train_counterfactual(cfg, det, toy_data, out_dir=tmp_path / "part", progress=False)
+    assert resumed.resumed_iteration == 2
+    for a, b in zip(full.generator.state_dict().values(), resumed.generator.state_dict().values()):
+        assert torch.allclose(a.float(), b.float(), atol=1e-6)
+    with pytest.raises(ValueError, match="another configuration"):
+        train_counterfactual(cfg.replace(weights={"rec": 1.0}), det, toy_data, out_dir=tmp_path / "part", progress=False)
+
+
+def test_training_is_deterministic(toy_data):
+    det = _toy_detector()
+    cfg = CounterfactualConfig(**TINY, iterations=2, device="cpu")
+    a = train_counterfactual(cfg, det, toy_data, progress=False).generator.state_dict()
+    b = train_counterfactual(cfg, det, toy_data, progress=False).generator.state_dict()
+    assert all(torch.equal(a[k], b[k]) for k in a)
+
+
+def test_nan_stops_training_and_keeps_last_checkpoint(tmp_path, toy_data):
+    calls = {"n": 0}
+
+    def flaky(x):
+        calls["n"] += 1
+        s = x[:, 0].mean(dim=(1, 2))
+        return s * float("nan") if calls["n"] > 12 else s
+
+    det = as_detector(flaky, (3, 28, 28), check_range=False)
+    cfg = CounterfactualConfig(**TINY, iterations=50, device="cpu")
+    with pytest.raises(TrainingDiverged, match="became nan"):
+        train_counterfactual(cfg, det, toy_data, out_dir=tmp_path, progress=False)
+    assert (tmp_path / LAST).is_file()  # the last good state is kept
+
+
+def test_training_input_errors(toy_data):
+    det = _toy_detector()
+    with pytest.raises(ValueError, match="like the detector's input"):
+        train_counterfactual(CounterfactualConfig(**TINY, iterations=1), det, toy_data[:, :1], progress=False)
+    with pytest.raises(ValueError, match="at least batch_size"):
+        train_counterfactual(CounterfactualConfig(**TINY, iterations=1), det, toy_data[:4], progress=False)
+
+
+def test_config_validation():
+    with pytest.raises(ValueError, match="n_concepts"):
+        CounterfactualConfig(n_concepts=0)
+    with pytest.raises(ValueError, match="loss weight 'rec'"):
+        CounterfactualConfig(weights={"rec": -1})
+    with pytest.raises(ValueError, match="unknown counterfactual option"):
+        CounterfactualConfig().replace(widths=(1,))
+    cfg = CounterfactualConfig(weights={"rec": 3.0})
+    assert CounterfactualConfig.from_dict(cfg.to_dict()) == cfg
+    assert cfg.replace(weights={"con": 1.0}).weights.rec == 3.0
+
+
+def _explainer():
+    torch.manual_seed(0)
+    det = Detector("bce", (3, 28, 28)).eval()
+    cfg = CounterfactualConfig(**TINY)
+    gen = Generator((3, 28, 28), cfg.n_concepts, cfg.g_widths, cfg.g_res_blocks, cfg.cond_dim).eval()
+    r = ConceptClassifier((3, 28, 28), cfg.n_concepts, cfg.r_widths)
+    return Explainer(det, gen, cfg, meta={"dataset": "toy"}, concept_classifier=r)
+
+
+def test_explain_batches_and_flags_anomalous_counterfactuals():
+    ex = _explainer()
+    x = torch.rand(5, 3, 28, 28)
+    full = explain(ex.detector, ex.generator, x, batch_size=256)
+    small = explain(ex.detector, ex.generator, x, batch_size=2)
+    assert full.counterfactuals.shape == (5, 2, 3, 28, 28) and full.cf_scores.shape == (5, 2)
+    assert torch.allclose(full.counterfactuals, small.counterfactuals, atol=1e-5)
+    strict = explain(ex.detector, ex.generator, x, threshold=-1.0)  # nothing can be normal
+    assert not strict.is_normal.any()
+    assert "still anomalous" in strict.summary()
+    lax = explain(ex.detector, ex.generator, x, threshold=2.0)
+    assert lax.is_normal.all() and "still anomalous" not in lax.summary()
+
+
+def test_traverse_shapes_and_errors():
+    ex = _explainer()
+    t = traverse(ex.detector, ex.generator, torch.rand(3, 3, 28, 28), concept=1, alphas=[0, 0.5, 1])
+    assert t.images.shape == (3, 3, 3, 28, 28) and t.scores.shape == (3, 3)
+    with pytest.raises(ValueError, match="concept must be in 0..1"):
+        traverse(ex.detector, ex.generator, torch.rand(1, 3, 28, 28), concept=2)
+    with pytest.raises(ValueError, match="alphas"):
+        traverse(ex.detector, ex.generator, torch.rand(1, 3, 28, 28), concept=0, alphas=[1.5])
+
+
+def test_explainer_round_trip(tmp_path):
+    ex = _explainer()
+    ex.save(tmp_path / "explainer.pt")
+    loaded = load_explainer(tmp_path / "explainer.pt", threshold=0.3)
+    x = torch.rand(2, 3, 28, 28)
+    assert torch.allclose(ex.explain(x).counterfactuals, loaded.explain(x).counterfactuals)
+    assert loaded.threshold == 0.3 and loaded.meta == {"dataset": "toy"}
+    y = ex.explain(x).counterfactuals[:, 0]
+    assert torch.allclose(ex.concept_classifier(x, y), loaded.concept_classifier(x, y))
+    torch.save({"x": 1}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a cfx explainer checkpoint"):
+        load_explainer(tmp_path / "other.pt")
+
+
+def test_as_batch_accepts_user_formats_and_refuses_wrong_sizes():
+    import numpy as np
+    from PIL import Image
+
+    shape = (3, 28, 28)
+    u8 = (np.random.rand(28, 28, 3) * 255).astype(np.uint8)
+    assert as_batch(u8, shape).shape == (1, 3, 28, 28)
+    assert as_batch(Image.fromarray(u8), shape).shape == (1, 3, 28, 28)
+    assert as_batch([torch.rand(3, 28, 28), torch.rand(3, 28, 28)], shape).shape == (2, 3, 28, 28)
+    assert math.isclose(float(as_batch(np.full((28, 28, 3), 255, np.uint8), shape).max()), 1.0)
+    with pytest.raises(ValueError, match="size 28×28"):
+        as_batch(torch.rand(1, 3, 32, 32), shape)
+    with pytest.raises(ValueError, match=r"\[0, 1\]"):
+        as_batch(torch.rand(1, 3, 28, 28) * 5, shape)

@@ -1,0 +1,120 @@
+import pytest
+import torch
+
+from cfx_lib.counterfactual import Explanation
+from cfx_lib.data.base import ADDataset
+from cfx_lib.data.colored_mnist import COLOR_NAMES, PALETTE, ColoredMNISTSetup
+from cfx_lib.data.registry import make_setup
+from cfx_lib.metrics import (
+    FactorOracle, concept_accuracy, counterfactual_metrics, load_or_train_oracle, normality_auroc,
+    oracle_normal_share, train_oracle,
+)
+
+
+class FakeOracle:
+    """Reads the colour from the brightest channel pattern and the digit from a fixed table."""
+
+    def __init__(self, digit=1):
+        self.digit = digit
+
+    def predict(self, images, min_confidence=0.0):
+        rgb = images.amax(dim=(2, 3)).round()
+        palette = torch.tensor(list(PALETTE.values()))
+        color = (rgb[:, None, :] == palette[None]).all(-1).float().argmax(1)
+        return {"digit": torch.full((len(images),), self.digit), "color": color}
+
+
+def solid(color: str, n: int = 4) -> torch.Tensor:
+    return torch.tensor(PALETTE[color])[None, :, None, None].expand(n, 3, 28, 28).clone()
+
+
+def test_setups_decide_normality_from_factors():
+    setup = ColoredMNISTSetup()
+    digit = torch.tensor([1, 7, 7, 3])
+    color = torch.tensor([COLOR_NAMES.index(c) for c in ("red", "cyan", "red", "blue")])
+    assert setup.is_normal({"digit": digit, "color": color}).tolist() == [True, True, False, False]
+    # an unreadable factor (-1) matches no normal value
+    assert setup.is_normal({"digit": torch.tensor([-1]), "color": torch.tensor([-1])}).tolist() == [False]
+    signs = make_setup("signs")
+    normal = {k: torch.tensor([0, 1]) for k in ("shape", "rim", "fill", "glyph")}
+    assert signs.is_normal(normal).tolist() == [True, False]
+
+
+def test_oracle_normal_share_counts_only_normal_readings():
+    setup = ColoredMNISTSetup()
+    images = torch.cat([solid("cyan", 3), solid("red", 1)])
+    assert oracle_normal_share(FakeOracle(digit=7), setup, images) == 0.75
+    assert oracle_normal_share(FakeOracle(digit=1), setup, images) == 1.0
+    with pytest.raises(ValueError, match="no images"):
+        oracle_normal_share(FakeOracle(), setup, images[:0])
+
+
+def test_normality_auroc_known_answers():
+    same = torch.linspace(0, 1, 50)
+    assert normality_auroc(same, same) == pytest.approx(0.5)
+    assert normality_auroc(torch.zeros(10), torch.ones(10)) == 1.0
+    with pytest.raises(ValueError):
+        normality_auroc(torch.zeros(0), torch.ones(3))
+
+
+class PerfectR(torch.nn.Module):
+    """Says concept 0 when the pair differs in the red channel, else concept 1."""
+
+    def __init__(self):
+        super().__init__()
+        self.p = torch.nn.Parameter(torch.zeros(1))
+
+    def forward(self, x, y):
+        red = (x[:, 0] - y[:, 0]).abs().mean(dim=(1, 2)) > 0
+        return torch.stack([red.float(), (~red).float()], 1) * 10 - 5
+
+
+def test_concept_accuracy_and_all_metrics():
+    x = solid("red", 4)
+    cf0 = solid("cyan", 4)  # concept 0 changes the colour (red channel differs)
+    cf1 = x.clone()  # concept 1 leaves the image (and its red channel) alone
+    cfs = torch.stack([cf0, cf1], 1)
+    assert concept_accuracy(PerfectR(), x, cfs) == 1.0
+    swapped = torch.stack([cf1, cf0], 1)
+    assert concept_accuracy(PerfectR(), x, swapped) == 0.0
+    ex = Explanation(x, torch.ones(4), cfs, torch.tensor([[0.1, 0.9]] * 4))
+    m = counterfactual_metrics(ex, torch.full((4,), 0.1), FakeOracle(digit=7), ColoredMNISTSetup(), PerfectR())
+    assert m["oracle_normal_k1"] == 1.0 and m["oracle_normal_k2"] == 0.0 and m["oracle_normal"] == 0.5
+    assert m["cf_normal_share_k1"] == 1.0 and m["cf_normal_share_k2"] == 0.0
+    assert m["normality_auroc_k1"] == pytest.approx(0.5) and m["normality_auroc_k2"] == 1.0
+    assert m["concept_acc"] == 1.0 and m["oracle_normal_anomalies"] == 0.0
+
+
+def colour_dataset(n: int, seed: int) -> ADDataset:
+    """Solid squares of a random palette colour at random places: the colour factor is learnable."""
+    gen = torch.Generator().manual_seed(seed)
+    color = torch.randint(len(COLOR_NAMES), (n,), generator=gen)
+    images = torch.zeros(n, 3, 28, 28)
+    for i in range(n):
+        r, c = torch.randint(0, 18, (2,), generator=gen).tolist()
+        images[i, :, r : r + 10, c : c + 10] = torch.tensor(PALETTE[COLOR_NAMES[int(color[i])]])[:, None, None]
+    return ADDataset("toy", "train", images, color, color != 4, COLOR_NAMES, {"color": color}, {"color": COLOR_NAMES})
+
+
+def test_oracle_learns_a_factor_caches_and_refuses_low_confidence(tmp_path):
+    train, test = colour_dataset(300, 0), colour_dataset(100, 1)
+    report = train_oracle(train, test, epochs=10, seed=0, device="cpu", progress=False)
+    assert report.accuracy["color"] > 0.95
+    path = tmp_path / "oracle.pt"
+    first = load_or_train_oracle(path, train, test, epochs=3, seed=0, device="cpu", progress=False)
+    again = load_or_train_oracle(path, train, test, epochs=3, seed=0, device="cpu", progress=False)
+    assert again.train_seconds == 0.0 and again.accuracy == first.accuracy  # loaded, not retrained
+    x = test.images[:5]
+    assert torch.equal(first.oracle.predict(x)["color"], again.oracle.predict(x)["color"])
+    assert (first.oracle.predict(x, min_confidence=1.01)["color"] == -1).all()
+    with pytest.raises(ValueError, match="oracle expects images"):
+        first.oracle(torch.rand(1, 1, 28, 28))
+
+
+def test_oracle_needs_factors():
+    data = colour_dataset(10, 0)
+    data.factors, data.factor_values = {}, {}
+    with pytest.raises(ValueError, match="no ground-truth factors"):
+        train_oracle(data, epochs=1, progress=False)
+    with pytest.raises(ValueError, match="at least one factor"):
+        FactorOracle((3, 28, 28), {})

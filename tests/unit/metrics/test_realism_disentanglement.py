@@ -1,0 +1,50 @@
+import pytest
+import torch
+from torch import nn
+
+from cfx_lib.metrics import concept_purity, factor_changes, fid, fidn, minimality
+
+
+class MeanColour(nn.Module):
+    """Features: the mean of each channel and of its square (enough to tell colours apart)."""
+
+    num_features = 6
+
+    def forward(self, x):
+        return torch.cat([x.mean(dim=(2, 3)), x.pow(2).mean(dim=(2, 3))], 1).double()
+
+
+def test_fid_zero_for_identical_sets_and_large_for_different_ones():
+    gen = torch.Generator().manual_seed(0)
+    a = torch.rand(200, 3, 8, 8, generator=gen)
+    assert fid(a, a, MeanColour()) == pytest.approx(0.0, abs=1e-6)
+    shifted = (a * 0.5).clamp(0, 1)
+    assert fid(a, shifted, MeanColour()) > 0.01
+    with pytest.raises(ValueError, match="at least 2 images"):
+        fid(a[:1], a, MeanColour())
+
+
+def test_fidn():
+    assert fidn(5.0, 10.0) == 50.0
+    with pytest.raises(ValueError):
+        fidn(1.0, 0.0)
+
+
+def test_purity_of_a_colour_only_concept_is_one():
+    n = 10
+    # concept 1 changes only the colour of every image; concept 2 changes digit and colour of half
+    changes = [
+        {"digit": torch.zeros(n, dtype=torch.bool), "color": torch.ones(n, dtype=torch.bool)},
+        {"digit": torch.ones(n, dtype=torch.bool), "color": torch.arange(n) < 5},
+    ]
+    purity, dominant = concept_purity(changes)
+    assert purity == [1.0, 0.5] and dominant == ["color", "digit"]
+    rows = factor_changes(changes)
+    assert rows[0]["changes color"] == 1.0 and rows[0]["one factor"] == 1.0
+    assert rows[1]["one factor"] == 0.5 and rows[1]["no factor"] == 0.0
+
+
+def test_minimality():
+    x = torch.zeros(4, 1, 2, 2)
+    cfs = torch.stack([x, x + 0.5], 1)
+    assert minimality(x, cfs) == [0.0, 0.5]

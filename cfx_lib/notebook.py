@@ -54,6 +54,12 @@ class NotebookRun:
         """A file in the notebook's output folder."""
         return self.out_dir / name
 
+    def resolve(self, path: str | Path) -> Path:
+        """A user-given path: as given when absolute or present from the working directory, else
+        relative to the repository root (papermill runs notebooks from ``notebooks/``)."""
+        p = Path(path)
+        return p if p.is_absolute() or p.exists() else self.repo / p
+
 
 def start(notebook: str, params: dict[str, Any], *, dataset: str, normal: dict[str, Any] | None, seed: int,
           detector: str | None = None, output_dir: str | Path | None = None,
@@ -94,6 +100,7 @@ def obtain_detector(run: NotebookRun, dataset: str, normal: dict[str, Any] | Non
 
     dev = resolve_device(device)
     if checkpoint:
+        checkpoint = run.resolve(checkpoint)
         return Detector.load(checkpoint, expect_kind=kind, expect_shape=train.image_shape, device=dev), str(checkpoint)
     path = run_dir(run.profile.name, dataset, normal, seed, kind) / "02_detector" / "detector.pt"
     if path.is_file():

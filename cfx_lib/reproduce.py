@@ -3,7 +3,8 @@
     python -m cfx_lib.reproduce --profile quick [--grid configs/quick.json] [--jobs N] [--force]
 
 The grid file (``configs/<profile>.json`` by default) lists datasets (with normal sets),
-detectors and seeds. Stages run in order (01 data, then 02 detectors); the cells of a stage are
+detectors, seeds and which detectors get counterfactuals. Stages run in order (01 data, 02
+detectors, 03 counterfactuals, 04 tables over all runs of the profile); the cells of a stage are
 independent and run ``--jobs`` at a time. Each step writes
 ``results/<profile>/runs/<run-id>/<notebook>/`` (the executed notebook, ``params.json``,
 ``metrics.json``, figures, checkpoints). A step whose outputs exist for the same parameters is
@@ -35,6 +36,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("01_data", ("dataset", "seed")),
     ("02_detector", ("dataset", "detector", "seed")),
     ("03_counterfactual", ("dataset", "detector", "seed")),
+    ("04_quantitative", ()),  # one step per profile: the tables over every run
 ]
 #: stages that run only for the (dataset, detector) pairs of the grid's ``counterfactuals``
 CF_STAGES = ("03_counterfactual",)
@@ -124,6 +126,11 @@ def plan(profile: str, grid: Grid, results_root: Path, notebooks: list[str] | No
         if notebooks and notebook not in notebooks:
             continue
         steps = []
+        if not axes:  # a profile-level notebook (tables): results/<profile>/tables
+            out = results_root / profile / "tables"
+            steps.append(Step(notebook, {"PROFILE": profile, "RESULTS_ROOT": str(results_root), "OUTPUT_DIR": str(out)}, out))
+            stages.append(steps)
+            continue
         for entry in grid.datasets:
             for seed in grid.seeds:
                 for det in grid.detectors if "detector" in axes else [None]:
@@ -170,15 +177,17 @@ def run_step(step: Step, repo: Path, force: bool = False) -> Step:
 
 
 def summarize(steps: list[Step], profile_root: Path) -> Path:
-    """Write ``summary.csv``: one row per step with its parameters, status and metrics."""
+    """Write ``summary.csv``: one row per step with its parameters, status and metrics. Rows of
+    earlier invocations (other grids, other ``--notebooks``) are kept unless a step of this one
+    replaces them, so the file covers every run of the profile."""
     import pandas as pd
 
     rows = []
     for step in steps:
         row: dict[str, Any] = {"notebook": step.notebook, "status": step.status,
-                               "run": step.out_dir.parent.name, "seconds": round(step.seconds, 2)}
+                               "run": step.out_dir.parent.name if "DATASET" in step.params else "(profile)", "seconds": round(step.seconds, 2)}
         row.update({k.lower(): (json.dumps(v, sort_keys=True) if isinstance(v, dict) else v)
-                    for k, v in step.params.items() if k != "OUTPUT_DIR"})
+                    for k, v in step.params.items() if k not in ("OUTPUT_DIR", "RESULTS_ROOT")})
         metrics = step.out_dir / "metrics.json"
         if metrics.is_file() and step.status in ("done", "skipped"):
             row.update(read_json(metrics))
@@ -186,7 +195,14 @@ def summarize(steps: list[Step], profile_root: Path) -> Path:
         row["error"] = step.error
         rows.append(row)
     path = profile_root / "summary.csv"
-    write_text(pd.DataFrame(rows).to_csv(index=False), path)
+    table = pd.DataFrame(rows)
+    if path.is_file() and path.stat().st_size > 0:
+        old = pd.read_csv(path)
+        if {"notebook", "run"} <= set(old.columns):
+            replaced = set(zip(table["notebook"], table["run"]))
+            keep = [(nb, run) not in replaced for nb, run in zip(old["notebook"], old["run"])]
+            table = pd.concat([old[keep], table], ignore_index=True).sort_values(["notebook", "run"], kind="stable")
+    write_text(table.to_csv(index=False), path)
     return path
 
 
@@ -210,7 +226,8 @@ def reproduce(profile: str, grid_path: str | Path | None = None, jobs: int = 1, 
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             for step in pool.map(lambda s: run_step(s, repo, force), stage):
                 bar.update(1)
-                bar.write(f"[{step.status:>11}] {step.notebook} {step.out_dir.parent.name} ({step.seconds:.1f} s)"
+                bar.write(f"[{step.status:>11}] {step.notebook} {step.out_dir.parent.name if 'DATASET' in step.params else profile} "
+                          f"({step.seconds:.1f} s)"
                           + (f": {step.error.splitlines()[0][:300]}" if step.error else ""))
     bar.close()
     summary = summarize(all_steps, root / profile)

@@ -8,6 +8,8 @@ With Inception weights available (torch-fidelity's cache), pass ``features="ince
 
 from __future__ import annotations
 
+import copy
+
 import torch
 from torch import nn
 
@@ -17,12 +19,14 @@ class OracleFeatures(nn.Module):
 
     def __init__(self, oracle) -> None:
         super().__init__()
-        self.oracle = oracle.eval()
+        # a copy: torchmetrics casts its feature module to float64 in place
+        self.oracle = copy.deepcopy(oracle).eval()
         self.num_features = int(oracle.heads[next(iter(oracle.heads))].in_features)
 
     @torch.no_grad()
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.oracle.features(x * 2 - 1).double()
+        dtype = next(self.oracle.parameters()).dtype  # torchmetrics may cast the module to float64
+        return self.oracle.features(x.to(dtype) * 2 - 1).double()
 
 
 def fid(real: torch.Tensor, fake: torch.Tensor, features: nn.Module | str, batch_size: int = 256) -> float:

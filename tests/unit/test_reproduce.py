@@ -30,8 +30,9 @@ def test_grid_errors_are_clear(tmp_path, grid, match):
 
 def test_plan_covers_the_grid(tmp_path):
     grid = Grid([{"dataset": "signs", "normal": {}}, {"dataset": "colored_mnist", "normal": {}}], ["bce", "hsc"], [0, 1])
-    data_stage, detector_stage, cf_stage = plan("smoke", grid, tmp_path)
+    data_stage, detector_stage, cf_stage, tables_stage = plan("smoke", grid, tmp_path)
     assert len(data_stage) == 4 and len(detector_stage) == 8 and len(cf_stage) == 8
+    assert len(tables_stage) == 1 and tables_stage[0].out_dir == tmp_path / "smoke" / "tables"
     assert detector_stage[0].out_dir == tmp_path / "smoke" / "runs" / "signs-default-bce-s0" / "02_detector"
 
 
@@ -62,3 +63,22 @@ def test_runner_end_to_end_with_a_failing_cell_and_resume(tmp_path):
     assert (signs_out / "samples.png").is_file() and (signs_out / "counts.csv").is_file()
     again = reproduce("smoke", grid, results_root=results, notebooks=["01_data"])
     assert {s.params["DATASET"]: s.status for s in again} == {"gtsrb": "unavailable", "signs": "skipped"}
+
+
+def test_summary_keeps_rows_of_earlier_invocations(tmp_path):
+    from cfx_lib.reproduce import Step, summarize
+
+    def step(notebook, run, value):
+        out = tmp_path / "runs" / run / notebook
+        out.mkdir(parents=True)
+        (out / "metrics.json").write_text(json.dumps({"m": value}))
+        return Step(notebook, {"PROFILE": "smoke", "DATASET": "signs"}, out, status="done")
+
+    summarize([step("02_detector", "a", 1.0)], tmp_path)
+    summarize([step("03_counterfactual", "a", 2.0)], tmp_path)
+    table = pd.read_csv(tmp_path / "summary.csv")
+    assert sorted(table["notebook"]) == ["02_detector", "03_counterfactual"]
+    summarize([Step("03_counterfactual", {"PROFILE": "smoke", "DATASET": "signs"}, tmp_path / "runs" / "a" / "03_counterfactual",
+                    status="done")], tmp_path)  # a rerun replaces its row
+    table = pd.read_csv(tmp_path / "summary.csv")
+    assert len(table) == 2

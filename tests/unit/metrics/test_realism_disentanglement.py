@@ -48,3 +48,14 @@ def test_minimality():
     x = torch.zeros(4, 1, 2, 2)
     cfs = torch.stack([x, x + 0.5], 1)
     assert minimality(x, cfs) == [0.0, 0.5]
+
+
+def test_fid_with_oracle_features():
+    from cfx_lib.metrics import FactorOracle, OracleFeatures
+
+    oracle = FactorOracle((3, 8, 8), {"color": 6}, width=4)
+    gen = torch.Generator().manual_seed(0)
+    a = torch.rand(64, 3, 8, 8, generator=gen)
+    assert fid(a, a, OracleFeatures(oracle)) == pytest.approx(0.0, abs=1e-4)
+    assert fid(a, a * 0.2, OracleFeatures(oracle)) > 0
+    assert oracle.predict(a)["color"].shape == (64,)  # the oracle itself stays float32

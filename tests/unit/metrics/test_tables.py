@@ -1,0 +1,38 @@
+import json
+
+from cfx_lib.metrics.tables import (
+    PAPER_NORMALITY, collect_runs, disentanglement_table, fidn_table, normality_table, to_markdown,
+)
+
+
+def write_run(root, run, detector, seed, metrics):
+    out = root / "quick" / "runs" / run / "03_counterfactual"
+    out.mkdir(parents=True)
+    (out / "metrics.json").write_text(json.dumps(metrics))
+    (out / "params.json").write_text(json.dumps({"DATASET": "colored_mnist", "NORMAL": {}, "DETECTOR": detector,
+                                                 "SEED": seed, "PROFILE": "quick"}))
+
+
+def test_tables_keep_their_columns_and_aggregate_seeds(tmp_path):
+    write_run(tmp_path, "a-s0", "bce", 0, {"normality_auroc": 0.6, "oracle_normal": 0.5, "median_cf_score": 0.1,
+                                           "fidn": 50.0, "fid": 5.0, "fid_baseline": 1.0, "concept_acc": 0.9,
+                                           "purity": 0.8, "l1": 0.05})
+    write_run(tmp_path, "a-s1", "bce", 1, {"normality_auroc": 0.8, "oracle_normal": 0.7, "median_cf_score": 0.2})
+    runs = collect_runs(tmp_path, "quick")
+    assert len(runs) == 2 and set(runs["seed"]) == {0, 1}
+    t1 = normality_table(runs)
+    assert list(t1.columns) == ["dataset", "detector", "normality AuROC (ours)", "oracle-normal % (ours)",
+                                "median φ of CFs ×100", "normality AuROC (paper)", "runs", "data"]
+    assert t1.loc[0, "normality AuROC (ours)"] == "70.0 ± 14.1"
+    assert t1.loc[0, "normality AuROC (paper)"] == PAPER_NORMALITY[("colored_mnist", "bce")]
+    t2 = fidn_table(runs)
+    assert t2.loc[0, "FIDN (ours)"] == "50.0" and "oracle" in t2.loc[0, "data"]
+    t4 = disentanglement_table(runs)
+    assert t4.loc[0, "purity %"] == "80.0"
+    assert to_markdown(t1).count("\n") == 3
+
+
+def test_empty_results_give_empty_tables_with_columns(tmp_path):
+    runs = collect_runs(tmp_path, "quick")
+    assert runs.empty
+    assert "normality AuROC (paper)" in normality_table(runs).columns

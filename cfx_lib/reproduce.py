@@ -37,6 +37,7 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("02_detector", ("dataset", "detector", "seed")),
     ("03_counterfactual", ("dataset", "detector", "seed")),
     ("04_quantitative", ()),  # one step per profile: the tables over every run
+    ("06_bias", ("dataset", "seed")),  # only for the grid's ``bias`` datasets
 ]
 #: stages that run only for the (dataset, detector) pairs of the grid's ``counterfactuals``
 CF_STAGES = ("03_counterfactual",)
@@ -52,6 +53,7 @@ class Grid:
     seeds: list[int]
     description: str = ""
     counterfactuals: dict[str, list[str]] | None = None  # dataset -> detectors to explain; None: all
+    bias: list[str] = field(default_factory=list)  # datasets of the bias study (06_bias)
 
     def explains(self, dataset: str, detector: str) -> bool:
         """Whether the counterfactual stages run for this dataset and detector."""
@@ -64,7 +66,7 @@ class Grid:
         if not path.is_file():
             raise FileNotFoundError(f"no grid file {path}")
         raw = json.loads(path.read_text())
-        valid = {"datasets", "detectors", "seeds", "description", "counterfactuals"}
+        valid = {"datasets", "detectors", "seeds", "description", "counterfactuals", "bias"}
         unknown = sorted(set(raw) - valid)
         if unknown:
             raise ValueError(f"{path}: unknown key(s) {unknown}; valid: {sorted(valid)}")
@@ -82,6 +84,12 @@ class Grid:
                 raise ValueError(f"{path}: unknown detector {det!r}; valid: {list(DETECTOR_KINDS)}")
         if not raw["seeds"] or any(not isinstance(s, int) or s < 0 for s in raw["seeds"]):
             raise ValueError(f"{path}: seeds must be a non-empty list of non-negative ints")
+        bias = raw.get("bias", [])
+        for name in bias:
+            if name != "colored_mnist":
+                raise ValueError(f"{path}: the bias study needs a colour factor; bias may list 'colored_mnist', got {name!r}")
+            if name not in {e["dataset"] for e in raw["datasets"]}:
+                raise ValueError(f"{path}: bias names dataset {name!r}, which is not in datasets")
         cfs = raw.get("counterfactuals")
         if cfs is not None:
             if not isinstance(cfs, dict):
@@ -96,7 +104,7 @@ class Grid:
                                      f"detectors {raw['detectors']}")
         return cls([{"dataset": e["dataset"], "normal": e.get("normal", {})} for e in raw["datasets"]],
                    list(raw["detectors"]), list(raw["seeds"]), raw.get("description", ""),
-                   {k: list(v) for k, v in cfs.items()} if cfs is not None else None)
+                   {k: list(v) for k, v in cfs.items()} if cfs is not None else None, list(bias))
 
 
 @dataclass
@@ -132,6 +140,8 @@ def plan(profile: str, grid: Grid, results_root: Path, notebooks: list[str] | No
             stages.append(steps)
             continue
         for entry in grid.datasets:
+            if notebook == "06_bias" and entry["dataset"] not in grid.bias:
+                continue
             for seed in grid.seeds:
                 for det in grid.detectors if "detector" in axes else [None]:
                     if notebook in CF_STAGES and not grid.explains(entry["dataset"], det):

@@ -22,6 +22,7 @@ def write_grid(path, **grid):
      r"detector\(s\) \['hsc'\] that are not in detectors"),
     ({"datasets": [{"dataset": "signs"}], "detectors": ["bce"], "seeds": [0], "counterfactuals": {"mnist": ["bce"]}},
      "not in datasets"),
+    ({"datasets": [{"dataset": "signs"}], "detectors": ["bce"], "seeds": [0], "bias": ["signs"]}, "colour factor"),
 ])
 def test_grid_errors_are_clear(tmp_path, grid, match):
     with pytest.raises(ValueError, match=match):
@@ -30,7 +31,8 @@ def test_grid_errors_are_clear(tmp_path, grid, match):
 
 def test_plan_covers_the_grid(tmp_path):
     grid = Grid([{"dataset": "signs", "normal": {}}, {"dataset": "colored_mnist", "normal": {}}], ["bce", "hsc"], [0, 1])
-    data_stage, detector_stage, cf_stage, tables_stage = plan("smoke", grid, tmp_path)
+    data_stage, detector_stage, cf_stage, tables_stage, bias_stage = plan("smoke", grid, tmp_path)
+    assert bias_stage == []  # no bias datasets in this grid
     assert len(data_stage) == 4 and len(detector_stage) == 8 and len(cf_stage) == 8
     assert len(tables_stage) == 1 and tables_stage[0].out_dir == tmp_path / "smoke" / "tables"
     assert detector_stage[0].out_dir == tmp_path / "smoke" / "runs" / "signs-default-bce-s0" / "02_detector"
@@ -43,6 +45,14 @@ def test_plan_explains_only_the_listed_detectors(tmp_path):
     assert sorted((s.params["DATASET"], s.params["DETECTOR"]) for s in cf_stage) == [
         ("colored_mnist", "bce"), ("colored_mnist", "hsc"), ("signs", "bce")]
     assert cf_stage[0].notebook == "03_counterfactual"
+
+
+def test_plan_runs_the_bias_study_only_on_listed_datasets(tmp_path):
+    grid = Grid([{"dataset": "signs", "normal": {}}, {"dataset": "colored_mnist", "normal": {}}], ["bce"], [0, 1],
+                bias=["colored_mnist"])
+    bias_stage = plan("smoke", grid, tmp_path)[-1]
+    assert [s.out_dir for s in bias_stage] == [tmp_path / "smoke" / "runs" / f"colored_mnist-default-s{i}" / "06_bias"
+                                               for i in (0, 1)]
 
 
 @pytest.mark.slow

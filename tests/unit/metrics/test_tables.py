@@ -36,3 +36,22 @@ def test_empty_results_give_empty_tables_with_columns(tmp_path):
     runs = collect_runs(tmp_path, "quick")
     assert runs.empty
     assert "normality AuROC (paper)" in normality_table(runs).columns
+
+
+def test_auroc_by_factor_finds_a_blind_spot():
+    import pytest
+    import torch
+
+    from cfx_lib.data.base import ADDataset
+    from cfx_lib.metrics.bias import auroc_by_factor
+
+    color = torch.tensor([0, 0, 1, 1, 2, 2])
+    is_anomaly = torch.tensor([False, False, True, True, True, True])
+    data = ADDataset("toy", "test", torch.zeros(6, 1, 2, 2), color, is_anomaly, ["a", "b", "c"], {"color": color},
+                     {"color": ["red", "blue", "green"]})
+    scores = torch.tensor([0.1, 0.2, 0.9, 0.8, 0.05, 0.15])  # blue anomalies found, green ones missed
+    table = auroc_by_factor(scores, data, "color").set_index("value")
+    assert list(table.index) == ["blue", "green"]
+    assert table.loc["blue", "auroc"] == 1.0 and table.loc["green", "auroc"] == 0.25
+    with pytest.raises(ValueError, match="no factor 'digit'"):
+        auroc_by_factor(scores, data, "digit")

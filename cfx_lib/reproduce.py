@@ -123,6 +123,11 @@ class Step:
         return hashlib.sha1(json.dumps({"nb": self.notebook, **self.params}, sort_keys=True).encode()).hexdigest()
 
     @property
+    def label(self) -> str:
+        """The run id, or "(profile)" for a notebook over the whole profile (04 tables)."""
+        return self.out_dir.parent.name if "DATASET" in self.params else "(profile)"
+
+    @property
     def executed(self) -> Path:
         return self.out_dir / f"{self.notebook}.ipynb"
 
@@ -195,7 +200,7 @@ def summarize(steps: list[Step], profile_root: Path) -> Path:
     rows = []
     for step in steps:
         row: dict[str, Any] = {"notebook": step.notebook, "status": step.status,
-                               "run": step.out_dir.parent.name if "DATASET" in step.params else "(profile)", "seconds": round(step.seconds, 2)}
+                               "run": step.label, "seconds": round(step.seconds, 2)}
         row.update({k.lower(): (json.dumps(v, sort_keys=True) if isinstance(v, dict) else v)
                     for k, v in step.params.items() if k not in ("OUTPUT_DIR", "RESULTS_ROOT")})
         metrics = step.out_dir / "metrics.json"
@@ -236,8 +241,7 @@ def reproduce(profile: str, grid_path: str | Path | None = None, jobs: int = 1, 
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             for step in pool.map(lambda s: run_step(s, repo, force), stage):
                 bar.update(1)
-                bar.write(f"[{step.status:>11}] {step.notebook} {step.out_dir.parent.name if 'DATASET' in step.params else profile} "
-                          f"({step.seconds:.1f} s)"
+                bar.write(f"[{step.status:>11}] {step.notebook} {step.label} ({step.seconds:.1f} s)"
                           + (f": {step.error.splitlines()[0][:300]}" if step.error else ""))
     bar.close()
     summary = summarize(all_steps, root / profile)
@@ -247,7 +251,7 @@ def reproduce(profile: str, grid_path: str | Path | None = None, jobs: int = 1, 
     print(f"summary: {summary}")
     bad = [s for s in all_steps if s.status in ("failed", "unavailable")]
     for s in bad:
-        print(f"  {s.status}: {s.notebook} {s.out_dir.parent.name} -> {s.executed}\n    {s.error.splitlines()[0][:300] if s.error else ''}")
+        print(f"  {s.status}: {s.notebook} {s.label} -> {s.executed}\n    {s.error.splitlines()[0][:300] if s.error else ''}")
     return all_steps
 
 

@@ -21,7 +21,7 @@ import torch
 from ..detectors.detector import BaseDetector, Detector
 from ..io import load_torch, save_torch
 from .config import CounterfactualConfig
-from .models import ConceptClassifier, Generator
+from .models import ConceptClassifier, Generator, build_concept_classifier, build_generator
 
 CHECKPOINT_FORMAT = "cfx-explainer/1"
 #: the score above which an image counts as anomalous (shared by all cfx detectors)
@@ -247,11 +247,11 @@ def load_explainer(path: str | Path, device: str | torch.device = "cpu", thresho
     detector = Detector.from_checkpoint(ckpt["detector"])
     cfg = CounterfactualConfig.from_dict(ckpt["config"])
     shape = tuple(ckpt["image_shape"])
-    generator = Generator(shape, cfg.n_concepts, cfg.g_widths, cfg.g_res_blocks, cfg.cond_dim, cfg.g_residual)
+    generator = build_generator(cfg, shape)
     generator.load_state_dict(ckpt["generator"])
     concept_classifier = None
     if ckpt.get("concept_classifier") is not None:
-        concept_classifier = ConceptClassifier(shape, cfg.n_concepts, cfg.r_widths)
+        concept_classifier = build_concept_classifier(cfg, shape)
         concept_classifier.load_state_dict(ckpt["concept_classifier"])
     explainer = Explainer(detector, generator, cfg, ckpt["threshold"] if threshold is None else threshold, ckpt["meta"],
                           concept_classifier)

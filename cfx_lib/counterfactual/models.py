@@ -223,3 +223,13 @@ class ConceptClassifier(nn.Module):
         check_images(x, self.image_shape)
         check_images(x_prime, self.image_shape, "counterfactuals")
         return self.head(self.features(torch.cat([x, x_prime], dim=1) * 2 - 1))
+
+
+def build_generator(cfg, image_shape: tuple[int, int, int]) -> Generator:
+    """The generator a :class:`~cfx_lib.counterfactual.config.CounterfactualConfig` describes."""
+    return Generator(image_shape, cfg.n_concepts, cfg.g_widths, cfg.g_res_blocks, cfg.cond_dim, cfg.g_residual)
+
+
+def build_concept_classifier(cfg, image_shape: tuple[int, int, int]) -> ConceptClassifier:
+    """The concept classifier R a :class:`~cfx_lib.counterfactual.config.CounterfactualConfig` describes."""
+    return ConceptClassifier(image_shape, cfg.n_concepts, cfg.r_widths)

@@ -31,7 +31,8 @@ from ..device import resolve_device, seed_everything
 from ..io import load_torch, save_torch, write_text
 from . import losses as L
 from .config import CounterfactualConfig
-from .models import ConceptClassifier, Discriminator, Generator
+from .explain import generate
+from .models import ConceptClassifier, Discriminator, Generator, build_concept_classifier, build_generator
 
 LAST = "cf_last.pt"  # full training state, for resume
 LOSS_COLUMNS = ("iteration", "d_loss", "g_gan", "score", "score_excess", "rec", "con", "r_acc", "total", "seconds")
@@ -47,11 +48,8 @@ class CounterfactualModels:
 
     @classmethod
     def build(cls, cfg: CounterfactualConfig, image_shape: tuple[int, int, int]) -> "CounterfactualModels":
-        return cls(
-            Generator(image_shape, cfg.n_concepts, cfg.g_widths, cfg.g_res_blocks, cfg.cond_dim, cfg.g_residual),
-            Discriminator(image_shape, cfg.d_widths),
-            ConceptClassifier(image_shape, cfg.n_concepts, cfg.r_widths),
-        )
+        return cls(build_generator(cfg, image_shape), Discriminator(image_shape, cfg.d_widths),
+                   build_concept_classifier(cfg, image_shape))
 
     def to(self, device: torch.device) -> "CounterfactualModels":
         for m in (self.generator, self.discriminator, self.concept_classifier):
@@ -100,17 +98,10 @@ def _fingerprint(images: torch.Tensor, detector: BaseDetector) -> dict[str, Any]
     return {"n_images": len(images), "images_sum": round(float(images.double().sum()), 3), "detector": h.hexdigest()[:16]}
 
 
-@torch.no_grad()
 def counterfactual_grid(generator: Generator, anomalies: torch.Tensor, alpha: float = 0.0) -> torch.Tensor:
     """Rows of (anomaly, its K counterfactuals at ``alpha``) as one batch (N·(K+1), C, H, W)."""
-    was = generator.training
-    generator.eval()
-    device = next(generator.parameters()).device
-    x = anomalies.to(device)
-    cfs = [generator(x, torch.full((len(x),), alpha, device=device), torch.full((len(x),), k, device=device))
-           for k in range(generator.n_concepts)]
-    generator.train(was)
-    return torch.stack([x, *cfs], dim=1).flatten(0, 1).cpu()
+    cfs = [generate(generator, anomalies, alpha, k) for k in range(generator.n_concepts)]
+    return torch.stack([anomalies.cpu(), *cfs], dim=1).flatten(0, 1)
 
 
 def _save_samples(models: CounterfactualModels, anomalies: torch.Tensor, path: Path, iteration: int) -> Path:
@@ -289,9 +280,7 @@ def train_counterfactual(
             running[key] = running.get(key, 0.0) + value
         counted += 1
         iteration = it + 1
-        now = time.perf_counter()
-        elapsed += now - t_last
-        t_last = now
+        elapsed += time.perf_counter() - t_last
         if iteration % log_every == 0 or iteration == cfg.iterations:
             avg = {"iteration": iteration, **{key: v / counted for key, v in running.items()}, "seconds": elapsed}
             history.append(avg)

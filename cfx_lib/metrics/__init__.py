@@ -3,12 +3,12 @@
 from .auroc import auroc
 from .counterfactual import concept_accuracy, counterfactual_metrics, normality_auroc, oracle_normal_share
 from .disentanglement import changed_factors, concept_purity, factor_changes, minimality
-from .oracle import FactorOracle, OracleReport, load_or_train_oracle, oracle_accuracy, train_oracle
+from .oracle import FactorOracle, OracleReport, default_oracle_path, load_or_train_oracle, oracle_accuracy, train_oracle
 from .realism import OracleFeatures, fid, fidn
 
 __all__ = [
     "auroc", "concept_accuracy", "counterfactual_metrics", "normality_auroc", "oracle_normal_share",
     "changed_factors", "concept_purity", "factor_changes", "minimality",
-    "FactorOracle", "OracleReport", "load_or_train_oracle", "oracle_accuracy", "train_oracle",
+    "FactorOracle", "OracleReport", "default_oracle_path", "load_or_train_oracle", "oracle_accuracy", "train_oracle",
     "OracleFeatures", "fid", "fidn",
 ]

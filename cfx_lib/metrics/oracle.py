@@ -136,6 +136,15 @@ def oracle_accuracy(oracle: FactorOracle, data) -> dict[str, float]:
     return {name: float((pred[name] == data.factors[name]).float().mean()) for name in pred}
 
 
+def default_oracle_path(profile: str, dataset: str, seed: int, results_root: str | Path | None = None) -> Path:
+    """Where a profile's oracle of ``dataset`` is cached: ``results/<profile>/oracles/<dataset>-s<seed>.pt``
+    (oracles depend on the dataset's factors, not on its normal set or on a detector)."""
+    from ..paths import default_results_root
+
+    root = Path(results_root) if results_root is not None else default_results_root()
+    return root / profile / "oracles" / f"{dataset}-s{seed}.pt"
+
+
 def load_or_train_oracle(path: str | Path, train, test, epochs: int = 6, seed: int = 0, device: str = "auto",
                          progress: bool = True) -> OracleReport:
     """The factor oracle cached at ``path``: loaded when it exists (and was trained on the same

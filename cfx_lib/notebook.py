@@ -94,7 +94,6 @@ def obtain_detector(run: NotebookRun, dataset: str, normal: dict[str, Any] | Non
     same profile, dataset, normal set, detector and seed; else a detector trained now with the
     profile's schedule (``bce``, ``hsc``, ``dsvdd``; written to ``<out_dir>/detector``).
     """
-    from .data import load_outliers
     from .detectors import Detector, train_detector
     from .device import resolve_device
 
@@ -105,13 +104,46 @@ def obtain_detector(run: NotebookRun, dataset: str, normal: dict[str, Any] | Non
     path = run_dir(run.profile.name, dataset, normal, seed, kind) / "02_detector" / "detector.pt"
     if path.is_file():
         return Detector.load(path, expect_kind=kind, expect_shape=train.image_shape, device=dev), str(path)
+    cfg = run.profile.detector_config(kind, train.image_shape[-1], seed=seed, device=device)
+    outliers = oe_images(run, dataset, kind, seed, train.image_shape)
+    result = train_detector(cfg, train.normal.images, outliers, out_dir=run.out_dir / "detector", progress=progress)
+    return result.detector.to(dev), f"trained now ({cfg.epochs} epochs) into {run.out_dir / 'detector'}"
+
+
+def oe_images(run: NotebookRun, dataset: str, kind: str, seed: int, image_shape: tuple[int, int, int]):
+    """The outlier-exposure images a ``kind`` detector trains with under the run's profile (the
+    same draw as notebook 02's), or None for ``dsvdd``. ``supervised_bce`` has no OE: its
+    labelled anomalies come from notebook 02's parameters, so it is refused here."""
+    from .data import load_outliers
+
     if kind == "supervised_bce":
         raise ValueError("a supervised_bce detector needs labelled anomalies: run notebook 02 with "
                          "SUPERVISED_ANOMALIES first, or pass its checkpoint")
-    outliers = None
-    if kind in ("bce", "hsc"):
-        outliers = load_outliers(run.profile.oe_source(dataset), run.profile.n_oe, train.image_shape, seed=seed + 1,
-                                 root=run.data_root)
-    cfg = run.profile.detector_config(kind, train.image_shape[-1], seed=seed, device=device)
-    result = train_detector(cfg, train.normal.images, outliers, out_dir=run.out_dir / "detector", progress=progress)
-    return result.detector.to(dev), f"trained now ({cfg.epochs} epochs) into {run.out_dir / 'detector'}"
+    if kind not in ("bce", "hsc"):
+        return None
+    return load_outliers(run.profile.oe_source(dataset), run.profile.n_oe, image_shape, seed=seed + 1, root=run.data_root)
+
+
+def obtain_explainer(run: NotebookRun, dataset: str, normal: dict[str, Any] | None, kind: str, seed: int,
+                     explainer: str | Path | None = None, device: str = "auto"):
+    """The trained explainer (detector + generator) a notebook shows, and where it came from:
+    ``explainer`` when given, else the ``explainer.pt`` that notebook 03 wrote for the same
+    profile, dataset, normal set, detector and seed.
+
+    Raises:
+        FileNotFoundError: neither exists; the message names the notebook to run first.
+    """
+    from .counterfactual import load_explainer
+    from .device import resolve_device
+
+    path = run.resolve(explainer) if explainer else \
+        run_dir(run.profile.name, dataset, normal, seed, kind) / "03_counterfactual" / "explainer.pt"
+    if not Path(path).is_file():
+        raise FileNotFoundError(
+            f"no trained explainer at {path}: run notebook 03_counterfactual for profile {run.profile.name!r}, "
+            f"dataset {dataset!r} and detector {kind!r} (seed {seed}) first, or pass EXPLAINER")
+    found = load_explainer(path, device=resolve_device(device))
+    meta_kind = found.meta.get("detector")
+    if meta_kind is not None and meta_kind != kind:
+        raise ValueError(f"{path} explains a {meta_kind!r} detector, not {kind!r}")
+    return found, str(path)

@@ -4,8 +4,8 @@
 
 The grid file (``configs/<profile>.json`` by default) lists datasets (with normal sets),
 detectors, seeds and which detectors get counterfactuals. Stages run in order (01 data, 02
-detectors, 03 counterfactuals, 04 tables over all runs of the profile); the cells of a stage are
-independent and run ``--jobs`` at a time. Each step writes
+detectors, 03 counterfactuals, 04 tables over all runs of the profile, 05 qualitative figures,
+06 the bias study); the cells of a stage are independent and run ``--jobs`` at a time. Each step writes
 ``results/<profile>/runs/<run-id>/<notebook>/`` (the executed notebook, ``params.json``,
 ``metrics.json``, figures, checkpoints). A step whose outputs exist for the same parameters is
 skipped (``--force`` reruns it); a failing step does not stop the others, and the closing summary
@@ -16,8 +16,11 @@ one row per step: its parameters and every metric of its ``metrics.json``.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import functools
 import hashlib
 import json
+import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -37,10 +40,11 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
     ("02_detector", ("dataset", "detector", "seed")),
     ("03_counterfactual", ("dataset", "detector", "seed")),
     ("04_quantitative", ()),  # one step per profile: the tables over every run
+    ("05_qualitative", ("dataset", "detector", "seed")),
     ("06_bias", ("dataset", "seed")),  # only for the grid's ``bias`` datasets
 ]
 #: stages that run only for the (dataset, detector) pairs of the grid's ``counterfactuals``
-CF_STAGES = ("03_counterfactual",)
+CF_STAGES = ("03_counterfactual", "05_qualitative")
 DONE_MARK = ".step-hash"
 
 
@@ -107,6 +111,30 @@ class Grid:
                    {k: list(v) for k, v in cfs.items()} if cfs is not None else None, list(bias))
 
 
+    def cells(self) -> list["Grid"]:
+        """The grid split into independent cells, one per dataset entry and seed (with all its
+        detectors): each can run as its own job on a cluster (e.g. with submitit, see the
+        README), after which one run of the profile-level stages (04 tables, 06 bias) on the
+        whole grid completes the study."""
+        out = []
+        for entry in self.datasets:
+            cfs = None if self.counterfactuals is None else {entry["dataset"]: self.counterfactuals.get(entry["dataset"], [])}
+            for seed in self.seeds:
+                out.append(Grid([entry], list(self.detectors), [seed], self.description, cfs,
+                                [b for b in self.bias if b == entry["dataset"]]))
+        return out
+
+
+@functools.lru_cache(maxsize=None)
+def notebook_code(notebook: str) -> str:
+    """A hash of the code cells of ``notebooks/<notebook>.ipynb`` (markdown edits do not count)."""
+    import nbformat
+
+    nb = nbformat.read(find_repo_root() / "notebooks" / f"{notebook}.ipynb", as_version=4)
+    code = "\n".join(cell.source for cell in nb.cells if cell.cell_type == "code")
+    return hashlib.sha1(code.encode()).hexdigest()
+
+
 @dataclass
 class Step:
     """One notebook execution."""
@@ -120,7 +148,11 @@ class Step:
 
     @property
     def key(self) -> str:
-        return hashlib.sha1(json.dumps({"nb": self.notebook, **self.params}, sort_keys=True).encode()).hexdigest()
+        """A hash of the notebook's code and the step's parameters: a step is done when its
+        outputs carry this key, so changed code or parameters rerun it (the trainers resume from
+        their checkpoints, so a rerun of a trained step does not train again)."""
+        code = notebook_code(self.notebook)
+        return hashlib.sha1(json.dumps({"nb": self.notebook, "code": code, **self.params}, sort_keys=True).encode()).hexdigest()
 
     @property
     def label(self) -> str:
@@ -221,9 +253,53 @@ def summarize(steps: list[Step], profile_root: Path) -> Path:
     return path
 
 
-def reproduce(profile: str, grid_path: str | Path | None = None, jobs: int = 1, force: bool = False,
+THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS")
+
+
+@contextlib.contextmanager
+def thread_limits(jobs: int, cpus: int | None = None):
+    """With ``jobs`` > 1 notebooks at a time, give each kernel ``cpus // jobs`` threads (at least
+    one) through the environment the kernels inherit, so that parallel cells do not each start a
+    thread per core and fight over them. Variables the user has set are kept; the environment is
+    restored afterwards."""
+    if jobs <= 1:
+        yield None
+        return
+    threads = max(1, (cpus or os.cpu_count() or 1) // jobs)
+    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
+    for name in THREAD_VARIABLES:
+        os.environ.setdefault(name, str(threads))
+    try:
+        yield threads
+    finally:
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value
+
+
+@contextlib.contextmanager
+def results_root_for_kernels(root: Path):
+    """Point the notebooks' kernels (which inherit this environment) at ``root``, so that what
+    they look up there (notebook 02's detector, notebook 03's explainer, cached oracles) comes
+    from the same results tree that the runner writes, not from the default one."""
+    saved = os.environ.get("CFX_RESULTS_ROOT")
+    os.environ["CFX_RESULTS_ROOT"] = str(root)
+    try:
+        yield
+    finally:
+        if saved is None:
+            os.environ.pop("CFX_RESULTS_ROOT", None)
+        else:
+            os.environ["CFX_RESULTS_ROOT"] = saved
+
+
+def reproduce(profile: str, grid_path: str | Path | Grid | None = None, jobs: int = 1, force: bool = False,
               results_root: str | Path | None = None, notebooks: list[str] | None = None) -> list[Step]:
-    """Run the grid; returns every step with its status. See the module docstring."""
+    """Run the grid (a :class:`Grid` or the path of its JSON file; default
+    ``configs/<profile>.json``); returns every step with its status. ``notebooks`` limits the
+    run to those stages. See the module docstring."""
     from tqdm.auto import tqdm
 
     if profile not in PROFILES:
@@ -231,18 +307,19 @@ def reproduce(profile: str, grid_path: str | Path | None = None, jobs: int = 1, 
     if jobs < 1:
         raise ValueError(f"--jobs must be >= 1, got {jobs}")
     repo = find_repo_root()
-    grid = Grid.load(grid_path or repo / "configs" / f"{profile}.json")
+    grid = grid_path if isinstance(grid_path, Grid) else Grid.load(grid_path or repo / "configs" / f"{profile}.json")
     root = Path(results_root) if results_root else default_results_root()
     stages = plan(profile, grid, root, notebooks)
     all_steps = [s for stage in stages for s in stage]
     t0 = time.perf_counter()
     bar = tqdm(total=len(all_steps), desc=f"reproduce ({profile})", unit="step")
-    for stage in stages:
-        with ThreadPoolExecutor(max_workers=jobs) as pool:
-            for step in pool.map(lambda s: run_step(s, repo, force), stage):
-                bar.update(1)
-                bar.write(f"[{step.status:>11}] {step.notebook} {step.label} ({step.seconds:.1f} s)"
-                          + (f": {step.error.splitlines()[0][:300]}" if step.error else ""))
+    with thread_limits(jobs), results_root_for_kernels(root):
+        for stage in stages:
+            with ThreadPoolExecutor(max_workers=jobs) as pool:
+                for step in pool.map(lambda s: run_step(s, repo, force), stage):
+                    bar.update(1)
+                    bar.write(f"[{step.status:>11}] {step.notebook} {step.label} ({step.seconds:.1f} s)"
+                              + (f": {step.error.splitlines()[0][:300]}" if step.error else ""))
     bar.close()
     summary = summarize(all_steps, root / profile)
     write_json({"profile": profile, "seconds": time.perf_counter() - t0,

@@ -128,6 +128,23 @@ class ADDataset(torch.utils.data.Dataset):
         gen = torch.Generator().manual_seed(seed)
         return self.subset(torch.randperm(len(self), generator=gen)[:n].sort().values)
 
+    def spread(self, n: int, factor: str | None = None, seed: int | None = 0) -> "ADDataset":
+        """At most ``n`` samples that cover the values of ``factor`` in turn (one sample of each
+        value, then a second of each, ...): examples for a figure that show every kind of anomaly.
+        Within a value the samples are drawn in a random order given ``seed`` (None: in dataset
+        order), so that the other factors vary too. Without ``factor``, the first ``n`` samples."""
+        if factor is None:
+            return self.subset(torch.arange(min(n, len(self))))
+        if factor not in self.factors:
+            raise ValueError(f"{self.name} has no factor {factor!r}; factors: {list(self.factors)}")
+        order = torch.arange(len(self))
+        if seed is not None:
+            order = torch.randperm(len(self), generator=torch.Generator().manual_seed(seed))
+        values = self.factors[factor][order]
+        groups = [order[values == v] for v in torch.unique(values)]
+        picked = [int(g[i]) for i in range(max((len(g) for g in groups), default=0)) for g in groups if i < len(g)]
+        return self.subset(torch.as_tensor(picked[:n], dtype=torch.long))
+
     def batches(
         self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,
         drop_last: bool = False,

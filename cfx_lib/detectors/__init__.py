@@ -5,10 +5,11 @@ Objectives: ``bce`` (BCE with outlier exposure), ``hsc`` (hypersphere classifier
 """
 
 from .detector import BaseDetector, CallableDetector, Detector, as_detector
+from .heatmap import gradient_heatmap
 from .networks import CNN28, CNN32, build_network
 from .trainer import DetectorTrainResult, TrainingDiverged, train_detector
 
 __all__ = [
-    "BaseDetector", "CallableDetector", "Detector", "as_detector", "CNN28", "CNN32", "build_network",
+    "BaseDetector", "CallableDetector", "Detector", "as_detector", "gradient_heatmap", "CNN28", "CNN32", "build_network",
     "DetectorTrainResult", "TrainingDiverged", "train_detector",
 ]

@@ -5,10 +5,11 @@ from .counterfactual import concept_accuracy, counterfactual_metrics, normality_
 from .disentanglement import changed_factors, concept_purity, factor_changes, minimality
 from .oracle import FactorOracle, OracleReport, default_oracle_path, load_or_train_oracle, oracle_accuracy, train_oracle
 from .realism import OracleFeatures, fid, fidn
+from .retrain import RetrainResult, retrain_auroc
 
 __all__ = [
     "auroc", "concept_accuracy", "counterfactual_metrics", "normality_auroc", "oracle_normal_share",
     "changed_factors", "concept_purity", "factor_changes", "minimality",
     "FactorOracle", "OracleReport", "default_oracle_path", "load_or_train_oracle", "oracle_accuracy", "train_oracle",
-    "OracleFeatures", "fid", "fidn",
+    "OracleFeatures", "fid", "fidn", "RetrainResult", "retrain_auroc",
 ]

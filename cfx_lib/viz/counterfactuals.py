@@ -29,15 +29,18 @@ def cf_loss_curves(history: Sequence[dict], panels: dict[str, str] | None = None
 
 
 def explanation_grid(explanation, n: int = 8, concept_names: Sequence[str] | None = None, show_diff: bool = False,
-                     labels: Sequence[str] | None = None):
+                     labels: Sequence[str] | None = None, heatmaps=None, heatmap_title: str = "φ heatmap"):
     """Rows: an anomaly, then its K counterfactuals (optionally each followed by |difference|),
     titled with φ's scores; counterfactuals that stay above the threshold are marked "still
-    anomalous" in red."""
+    anomalous" in red. ``heatmaps`` (B, H, W), e.g. from
+    :func:`cfx_lib.detectors.gradient_heatmap`, adds a column after the anomaly: the heatmap
+    over the anomaly in grey, for comparison with what the counterfactuals change."""
     plt = _plt()
     n = min(n, len(explanation))
     k_total = explanation.n_concepts
     names = list(concept_names or [f"concept {k + 1}" for k in range(k_total)])
-    cols = 1 + k_total * (2 if show_diff else 1)
+    extra = heatmaps is not None
+    cols = 1 + int(extra) + k_total * (2 if show_diff else 1)
     fig, axes = plt.subplots(n, cols, figsize=(1.35 * cols, 1.45 * n + 0.3), squeeze=False)
     for i in range(n):
         x = explanation.images[i]
@@ -45,6 +48,12 @@ def explanation_grid(explanation, n: int = 8, concept_names: Sequence[str] | Non
         ax.imshow(to_numpy_image(x), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
         ax.set_title(f"{labels[i] + ' ' if labels else ''}φ={float(explanation.scores[i]):.2f}", fontsize=7)
         col = 1
+        if extra:
+            ax = axes[i][col]
+            ax.imshow(to_numpy_image(x.mean(0, keepdim=True)), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+            ax.imshow(heatmaps[i].numpy(), cmap="jet", alpha=0.5, vmin=0, vmax=1, interpolation="nearest")
+            ax.set_title(heatmap_title, fontsize=7)
+            col += 1
         for k in range(k_total):
             cf = explanation.counterfactuals[i, k]
             ok = bool(explanation.is_normal[i, k])

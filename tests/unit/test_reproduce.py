@@ -3,7 +3,7 @@ import json
 import pandas as pd
 import pytest
 
-from cfx_lib.reproduce import Grid, plan, reproduce
+from cfx_lib.reproduce import THREAD_VARIABLES, Grid, plan, reproduce, thread_limits
 
 
 def write_grid(path, **grid):
@@ -31,9 +31,11 @@ def test_grid_errors_are_clear(tmp_path, grid, match):
 
 def test_plan_covers_the_grid(tmp_path):
     grid = Grid([{"dataset": "signs", "normal": {}}, {"dataset": "colored_mnist", "normal": {}}], ["bce", "hsc"], [0, 1])
-    data_stage, detector_stage, cf_stage, tables_stage, bias_stage = plan("smoke", grid, tmp_path)
+    data_stage, detector_stage, cf_stage, tables_stage, figures_stage, bias_stage = plan("smoke", grid, tmp_path)
     assert bias_stage == []  # no bias datasets in this grid
     assert len(data_stage) == 4 and len(detector_stage) == 8 and len(cf_stage) == 8
+    assert [s.params for s in figures_stage] == [s.params | {"OUTPUT_DIR": s.params["OUTPUT_DIR"].replace(
+        "03_counterfactual", "05_qualitative")} for s in cf_stage]
     assert len(tables_stage) == 1 and tables_stage[0].out_dir == tmp_path / "smoke" / "tables"
     assert detector_stage[0].out_dir == tmp_path / "smoke" / "runs" / "signs-default-bce-s0" / "02_detector"
 
@@ -92,3 +94,62 @@ def test_summary_keeps_rows_of_earlier_invocations(tmp_path):
                     status="done")], tmp_path)  # a rerun replaces its row
     table = pd.read_csv(tmp_path / "summary.csv")
     assert len(table) == 2
+
+
+def test_parallel_jobs_share_the_cores(monkeypatch):
+    import os
+
+    for name in THREAD_VARIABLES:
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("MKL_NUM_THREADS", "3")  # set by the user: kept
+    with thread_limits(1, cpus=8) as threads:
+        assert threads is None and "OMP_NUM_THREADS" not in os.environ
+    with thread_limits(3, cpus=8) as threads:
+        assert threads == 2 and os.environ["OMP_NUM_THREADS"] == "2" and os.environ["MKL_NUM_THREADS"] == "3"
+    assert "OMP_NUM_THREADS" not in os.environ and os.environ["MKL_NUM_THREADS"] == "3"
+    with thread_limits(16, cpus=2) as threads:
+        assert threads == 1
+
+
+def test_grid_cells_cover_the_plan_once(tmp_path):
+    grid = Grid([{"dataset": "signs", "normal": {}}, {"dataset": "colored_mnist", "normal": {}}], ["bce", "hsc"], [0, 1],
+                counterfactuals={"colored_mnist": ["bce", "hsc"], "signs": ["bce"]}, bias=["colored_mnist"])
+    cells = grid.cells()
+    assert len(cells) == 4 and all(len(c.datasets) == 1 and len(c.seeds) == 1 for c in cells)
+
+    def keys(g):  # every step but the profile-level tables
+        return sorted(s.key for stage in plan("smoke", g, tmp_path) for s in stage if s.notebook != "04_quantitative")
+
+    assert sorted(k for c in cells for k in keys(c)) == keys(grid)
+
+
+def test_step_key_follows_parameters_and_notebook_code(tmp_path, monkeypatch):
+    import cfx_lib.reproduce as rp
+
+    step = rp.Step("01_data", {"PROFILE": "smoke", "DATASET": "signs", "SEED": 0}, tmp_path)
+    key = step.key
+    assert rp.Step("01_data", {"PROFILE": "smoke", "DATASET": "signs", "SEED": 1}, tmp_path).key != key
+    monkeypatch.setattr(rp, "notebook_code", lambda name: "edited")
+    assert step.key != key
+
+
+def test_kernels_look_up_results_in_the_runners_results_root(tmp_path, monkeypatch):
+    """Notebook 03 finds notebook 02's detector through CFX_RESULTS_ROOT: the runner must point
+    its kernels at the tree it writes, or they would read another tree's checkpoints."""
+    import os
+
+    import cfx_lib.reproduce as rp
+
+    seen = []
+
+    def fake_run_step(step, repo, force=False):
+        seen.append(os.environ.get("CFX_RESULTS_ROOT"))
+        step.status = "done"
+        return step
+
+    monkeypatch.setattr(rp, "run_step", fake_run_step)
+    monkeypatch.setenv("CFX_RESULTS_ROOT", "/elsewhere")
+    grid = write_grid(tmp_path / "g.json", datasets=[{"dataset": "signs"}], detectors=["bce"], seeds=[0])
+    rp.reproduce("smoke", grid, results_root=tmp_path / "tree", notebooks=["01_data", "02_detector"])
+    assert seen == [str(tmp_path / "tree")] * 2
+    assert os.environ["CFX_RESULTS_ROOT"] == "/elsewhere"

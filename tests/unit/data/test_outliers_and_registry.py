@@ -56,3 +56,22 @@ def test_max_samples_and_views(tmp_path):
     assert list(counts.columns) == ["label", "class", "normal", "anomalous", "total"] and counts["total"].sum() == 100
     batches = list(data.batches(32))
     assert [len(b.images) for b in batches] == [32, 32, 32, 4]
+
+
+def test_spread_covers_every_value_of_a_factor_in_turn():
+    import torch
+
+    from cfx_lib.data.base import ADDataset
+
+    color = torch.tensor([0, 0, 0, 0, 1, 2, 2])
+    data = ADDataset("toy", "test", torch.arange(7.0).view(7, 1, 1, 1), color, torch.ones(7, dtype=torch.bool),
+                     ["a", "b", "c"], {"color": color}, {"color": ["red", "blue", "green"]})
+    picked = data.spread(5, "color", seed=None)
+    assert picked.factors["color"].tolist() == [0, 1, 2, 0, 2]
+    assert picked.images.flatten().tolist() == [0.0, 4.0, 5.0, 1.0, 6.0]
+    shuffled = data.spread(5, "color", seed=3)
+    assert shuffled.factors["color"].tolist() == [0, 1, 2, 0, 2]
+    assert torch.equal(shuffled.images, data.spread(5, "color", seed=3).images)
+    assert len(data.spread(3)) == 3 and len(data.spread(100, "color")) == 7
+    with pytest.raises(ValueError, match="no factor 'digit'"):
+        data.spread(3, "digit")

@@ -1,7 +1,7 @@
 import json
 
 from cfx_lib.metrics.tables import (
-    PAPER_NORMALITY, collect_runs, disentanglement_table, fidn_table, normality_table, to_markdown,
+    PAPER_NORMALITY, collect_runs, disentanglement_table, fidn_table, normality_table, retraining_table, to_markdown,
 )
 
 
@@ -16,7 +16,7 @@ def write_run(root, run, detector, seed, metrics):
 def test_tables_keep_their_columns_and_aggregate_seeds(tmp_path):
     write_run(tmp_path, "a-s0", "bce", 0, {"normality_auroc": 0.6, "oracle_normal": 0.5, "median_cf_score": 0.1,
                                            "fidn": 50.0, "fid": 5.0, "fid_baseline": 1.0, "concept_acc": 0.9,
-                                           "purity": 0.8, "l1": 0.05})
+                                           "purity": 0.8, "l1": 0.05, "detector_auroc": 0.97, "retrain_auroc": 0.61})
     write_run(tmp_path, "a-s1", "bce", 1, {"normality_auroc": 0.8, "oracle_normal": 0.7, "median_cf_score": 0.2})
     runs = collect_runs(tmp_path, "quick")
     assert len(runs) == 2 and set(runs["seed"]) == {0, 1}
@@ -29,6 +29,10 @@ def test_tables_keep_their_columns_and_aggregate_seeds(tmp_path):
     assert t2.loc[0, "FIDN (ours)"] == "50.0" and "oracle" in t2.loc[0, "data"]
     t4 = disentanglement_table(runs)
     assert t4.loc[0, "purity %"] == "80.0"
+    t2a = retraining_table(runs)
+    assert list(t2a.columns) == ["dataset", "detector", "AuROC original", "AuROC retrained with CFs",
+                                 "AuROC retrained with anomalies (control)", "runs", "data"]
+    assert t2a.loc[0, "AuROC retrained with CFs"] == "61.0"  # the seed without the figure is left out
     assert to_markdown(t1).count("\n") == 3
 
 

@@ -153,3 +153,28 @@ def test_kernels_look_up_results_in_the_runners_results_root(tmp_path, monkeypat
     rp.reproduce("smoke", grid, results_root=tmp_path / "tree", notebooks=["01_data", "02_detector"])
     assert seen == [str(tmp_path / "tree")] * 2
     assert os.environ["CFX_RESULTS_ROOT"] == "/elsewhere"
+
+
+@pytest.mark.slow
+def test_smoke_profile_end_to_end(tmp_path):
+    """Every stage of the smoke grid: notebooks executed, per-run outputs, the profile's tables
+    and figures, a summary row per step; a rerun skips everything."""
+    results = tmp_path / "results"
+    steps = reproduce("smoke", results_root=results)
+    assert {s.status for s in steps} == {"done"}, [(s.notebook, s.label, s.error) for s in steps if s.status != "done"]
+    assert {s.notebook for s in steps} == {"01_data", "02_detector", "03_counterfactual", "04_quantitative",
+                                           "05_qualitative", "06_bias"}
+    profile = results / "smoke"
+    run = profile / "runs" / "colored_mnist-default-bce-s0"
+    for path in ("02_detector/detector.pt", "03_counterfactual/explainer.pt", "03_counterfactual/metrics.json",
+                 "05_qualitative/qualitative.png", "05_qualitative/05_qualitative.ipynb"):
+        assert (run / path).is_file(), path
+    for name in ("table1_normality", "table2_fidn", "table2a_retraining", "table4_disentanglement"):
+        assert (profile / "tables" / f"{name}.csv").is_file() and (profile / "tables" / f"{name}.md").is_file()
+    assert (profile / "figures" / "normality_vs_oracle.png").is_file()
+    table1 = pd.read_csv(profile / "tables" / "table1_normality.csv")
+    assert sorted(table1["dataset"]) == ["colored_mnist", "signs"]
+    summary = pd.read_csv(profile / "summary.csv")
+    assert len(summary) == len(steps) and "retrain_auroc" in summary.columns
+    again = reproduce("smoke", results_root=results)
+    assert {s.status for s in again} == {"skipped"}

@@ -257,20 +257,16 @@ THREAD_VARIABLES = ("OMP_NUM_THREADS", "MKL_NUM_THREADS", "OPENBLAS_NUM_THREADS"
 
 
 @contextlib.contextmanager
-def thread_limits(jobs: int, cpus: int | None = None):
-    """With ``jobs`` > 1 notebooks at a time, give each kernel ``cpus // jobs`` threads (at least
-    one) through the environment the kernels inherit, so that parallel cells do not each start a
-    thread per core and fight over them. Variables the user has set are kept; the environment is
-    restored afterwards."""
-    if jobs <= 1:
-        yield None
-        return
-    threads = max(1, (cpus or os.cpu_count() or 1) // jobs)
-    saved = {name: os.environ.get(name) for name in THREAD_VARIABLES}
-    for name in THREAD_VARIABLES:
-        os.environ.setdefault(name, str(threads))
+def kernel_environment(values: dict[str, str], keep_user: bool = False):
+    """Set environment variables for the notebooks' kernels (they inherit this process's
+    environment) and restore the previous values afterwards; ``keep_user`` leaves variables that
+    are already set alone."""
+    saved = {name: os.environ.get(name) for name in values}
+    for name, value in values.items():
+        if not (keep_user and name in os.environ):
+            os.environ[name] = value
     try:
-        yield threads
+        yield
     finally:
         for name, value in saved.items():
             if value is None:
@@ -280,19 +276,23 @@ def thread_limits(jobs: int, cpus: int | None = None):
 
 
 @contextlib.contextmanager
+def thread_limits(jobs: int, cpus: int | None = None):
+    """With ``jobs`` > 1 notebooks at a time, give each kernel ``cpus // jobs`` threads (at least
+    one), so that parallel cells do not each start a thread per core and fight over them.
+    Variables the user has set are kept."""
+    if jobs <= 1:
+        yield None
+        return
+    threads = max(1, (cpus or os.cpu_count() or 1) // jobs)
+    with kernel_environment({name: str(threads) for name in THREAD_VARIABLES}, keep_user=True):
+        yield threads
+
+
 def results_root_for_kernels(root: Path):
-    """Point the notebooks' kernels (which inherit this environment) at ``root``, so that what
-    they look up there (notebook 02's detector, notebook 03's explainer, cached oracles) comes
-    from the same results tree that the runner writes, not from the default one."""
-    saved = os.environ.get("CFX_RESULTS_ROOT")
-    os.environ["CFX_RESULTS_ROOT"] = str(root)
-    try:
-        yield
-    finally:
-        if saved is None:
-            os.environ.pop("CFX_RESULTS_ROOT", None)
-        else:
-            os.environ["CFX_RESULTS_ROOT"] = saved
+    """Point the kernels at ``root``, so that what they look up there (notebook 02's detector,
+    notebook 03's explainer, cached oracles) comes from the results tree that the runner writes,
+    not from the default one."""
+    return kernel_environment({"CFX_RESULTS_ROOT": str(root)})
 
 
 def reproduce(profile: str, grid_path: str | Path | Grid | None = None, jobs: int = 1, force: bool = False,

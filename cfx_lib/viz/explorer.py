@@ -116,6 +116,7 @@ class ExplorerApp:
             raise ValueError("no trained explainer found: run notebook 03_counterfactual first (it writes explainer.pt)")
         self.runs, self.load_images, self.device = dict(runs), load_images, device
         self.explainer = None
+        self._updating = False
         self.images = torch.empty(0)
         self.uploaded: torch.Tensor | None = None
         self.run = w.Dropdown(options=list(self.runs), description="run", layout=w.Layout(width="460px"))
@@ -159,8 +160,12 @@ class ExplorerApp:
         self.explainer = load_explainer(self.runs[self.run.value], device=self.device)
         self.images = self.load_images(self.explainer)
         self.uploaded = None
-        self.concept.options = [(f"concept {k + 1}", k) for k in range(self.explainer.n_concepts)]
-        self.index.max = max(len(self.images) - 1, 0)
+        self._updating = True  # resetting the controls below would redraw once per control
+        try:
+            self.concept.options = [(f"concept {k + 1}", k) for k in range(self.explainer.n_concepts)]
+            self.index.max = max(len(self.images) - 1, 0)
+        finally:
+            self._updating = False
         self.refresh()
 
     def select_anomaly(self) -> None:
@@ -191,6 +196,9 @@ class ExplorerApp:
     def refresh(self) -> None:
         """Recompute and redraw the view for the current image, concept and α."""
         import ipywidgets as w
+
+        if self._updating:
+            return
 
         view = compute_view(self.explainer, self.current_image, int(self.concept.value), float(self.alpha.value))
         self.anomaly_img.value = to_png(view.image)

@@ -28,6 +28,17 @@ def test_unknown_profile_and_bad_configs():
         get_profile("quick").detector_config("bce", 64)
 
 
+def test_retraining_adds_at_most_the_profiles_cap():
+    import dataclasses
+
+    quick = PROFILES["quick"]
+    assert quick.retrain_added(960) == 960  # fewer normal images than the cap: as many as there are
+    assert quick.retrain_added(3006) == quick.retrain_max_added
+    assert PROFILES["paper"].retrain_added(3006) == 3006  # no cap
+    with pytest.raises(ValueError, match="retrain_max_added must be a positive int or None"):
+        dataclasses.replace(quick, retrain_max_added=0)
+
+
 def test_profile_defaults_to_the_environment(monkeypatch):
     monkeypatch.setenv("CFX_PROFILE", "smoke")
     assert get_profile().name == "smoke"
@@ -81,7 +92,10 @@ def test_profiles_give_counterfactual_configs_per_image_size():
     quick = get_profile("quick")
     cfg = quick.counterfactual_config(28, seed=3, weights={"con": 2.0})
     assert cfg.g_widths == (32, 64) and cfg.seed == 3 and cfg.weights.con == 2.0 and cfg.weights.rec == 10.0
-    assert quick.counterfactual_config(32).iterations < cfg.iterations
+    import dataclasses
+
+    per_size = dataclasses.replace(quick, counterfactual={28: {"iterations": 5}, 32: {"iterations": 7}})
+    assert (per_size.counterfactual_config(28).iterations, per_size.counterfactual_config(32).iterations) == (5, 7)
     paper = get_profile("paper").counterfactual_config(32)
     assert paper.weights.rec == 100.0 and paper.score_noise == 0.0 and paper.g_widths == (64, 128)
     with pytest.raises(ValueError, match="unknown counterfactual option"):

@@ -83,6 +83,9 @@ def test_concept_accuracy_and_all_metrics():
     assert m["cf_normal_share_k1"] == 1.0 and m["cf_normal_share_k2"] == 0.0
     assert m["normality_auroc_k1"] == pytest.approx(0.5) and m["normality_auroc_k2"] == 1.0
     assert m["concept_acc"] == 1.0 and m["oracle_normal_anomalies"] == 0.0
+    assert m["anomaly_normal_share"] == 0.0  # every anomaly scored 1.0, above the threshold
+    half = Explanation(x, torch.tensor([0.2, 0.9, 0.3, 0.8]), cfs, ex.cf_scores)
+    assert counterfactual_metrics(half, torch.full((4,), 0.1))["anomaly_normal_share"] == 0.5
 
 
 def colour_dataset(n: int, seed: int) -> ADDataset:

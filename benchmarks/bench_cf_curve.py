@@ -1,0 +1,105 @@
+"""Quality of the counterfactuals against training time: the oracle-normal share, φ's normality
+AuROC, R's accuracy and the ground-truth purity after more and more generator iterations.
+
+    python benchmarks/bench_cf_curve.py [--profile quick] [--dataset colored_mnist] [--detector bce]
+        [--iterations 200 400 800 1600] [--options '{"d_steps": 2, "weights": {"gan": 10}}']
+        [--tag NAME] [--results-root results] [--out DIR]
+
+It explains notebook 02's detector of the run (``<results-root>/<profile>/runs/<run>/02_detector/
+detector.pt``, trained first if missing) with the profile's generator configuration, trains to the
+first iteration count, measures, then resumes training to the next (the trainer resumes from its
+checkpoint, so the curve costs one training of the largest count). The oracle is the cached one
+of notebook 03. ``--options`` overrides fields of the profile's generator configuration (as notebook
+03's ``CF_OPTIONS``, ``weights`` may be partial), to compare settings by the same curve. Writes
+``<results-root>/benchmarks/cf-curve-<profile>-<run>[-<tag>].json`` and ``.png``.
+Minutes are training time only (no checkpoints, samples or evaluation); on a shared machine they
+stretch, so the JSON gives the iterations too.
+"""
+
+import argparse
+import json
+import tempfile
+from pathlib import Path
+
+import matplotlib.pyplot as plt
+
+from cfx_lib.config import get_profile
+from cfx_lib.counterfactual import Explainer, train_counterfactual
+from cfx_lib.data import load_dataset
+from cfx_lib.data.registry import make_setup
+from cfx_lib.detectors import Detector, train_detector
+from cfx_lib.io import write_json
+from cfx_lib.metrics import changed_factors, concept_purity, counterfactual_metrics, default_oracle_path, load_or_train_oracle
+from cfx_lib.notebook import run_id
+from cfx_lib.paths import default_results_root
+from cfx_lib.viz import save_figure
+
+parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+parser.add_argument("--profile", default="quick")
+parser.add_argument("--dataset", default="colored_mnist")
+parser.add_argument("--detector", default="bce")
+parser.add_argument("--seed", type=int, default=0)
+parser.add_argument("--iterations", type=int, nargs="+", default=[200, 400, 800, 1600])
+parser.add_argument("--options", type=json.loads, default={}, help="JSON overrides of CounterfactualConfig")
+parser.add_argument("--tag", default="", help="suffix of the output names (e.g. which options)")
+parser.add_argument("--results-root", default=None)
+parser.add_argument("--out", default=None, help="generator checkpoints (default: a temporary folder)")
+args = parser.parse_args()
+if args.iterations != sorted(set(args.iterations)) or args.iterations[0] < 1:
+    parser.error("--iterations must be increasing positive counts")
+
+profile = get_profile(args.profile)
+root = Path(args.results_root) if args.results_root else default_results_root()
+run = run_id(args.dataset, None, args.seed, args.detector)
+kwargs = profile.dataset_kwargs
+train = load_dataset(args.dataset, "train", seed=args.seed, **kwargs(args.dataset, "train"))
+test = load_dataset(args.dataset, "test", seed=args.seed, **kwargs(args.dataset, "test"))
+if not train.factors:
+    parser.error(f"{args.dataset} has no ground-truth factors, so there is no oracle to judge by")
+size = train.image_shape[-1]
+det_path = root / profile.name / "runs" / run / "02_detector" / "detector.pt"
+if det_path.is_file():
+    detector = Detector.load(det_path, expect_kind=args.detector, expect_shape=train.image_shape)
+else:
+    print(f"no detector at {det_path}: training one ({args.detector}, profile {profile.name})")
+    from cfx_lib.data import load_outliers
+
+    det_cfg = profile.detector_config(args.detector, size, seed=args.seed)
+    oe = load_outliers(profile.oe_source(args.dataset), profile.n_oe, train.image_shape, seed=args.seed) if det_cfg.uses_oe else None
+    detector = train_detector(det_cfg, train.normal.images, oe).detector
+oracle = load_or_train_oracle(default_oracle_path(profile.name, args.dataset, args.seed, root), train, test,
+                              epochs=profile.oracle_epochs, seed=args.seed).oracle
+setup = make_setup(args.dataset)
+anomalies = test.anomalous.images
+normal_scores = detector.score_images(test.normal.images)
+
+out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="cfx-cf-curve-"))
+rows = []
+for iterations in args.iterations:
+    cfg = profile.counterfactual_config(size, seed=args.seed, **{**args.options, "iterations": iterations})
+    result = train_counterfactual(cfg, detector, train.images, out_dir=out, progress=True)
+    explainer = Explainer(detector, result.generator, cfg, concept_classifier=result.models.concept_classifier)
+    explanation = explainer.explain(anomalies)
+    m = counterfactual_metrics(explanation, normal_scores, oracle, setup, explainer.concept_classifier)
+    purity, dominant = concept_purity(changed_factors(oracle, anomalies, explanation.counterfactuals))
+    row = {"iterations": iterations, "train_minutes": result.train_seconds / 60,
+           **{k: m[k] for k in ("oracle_normal", "median_cf_score", "normality_auroc", "concept_acc")},
+           **{f"oracle_normal_k{k + 1}": m[f"oracle_normal_k{k + 1}"] for k in range(cfg.n_concepts)},
+           "purity": sum(purity) / len(purity), "dominant_factors": dominant,
+           "anomalies_phi_normal": m["anomaly_normal_share"]}
+    rows.append(row)
+    print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})
+
+name = f"cf-curve-{profile.name}-{run}" + (f"-{args.tag}" if args.tag else "")
+write_json({"profile": profile.name, "run": run, "options": args.options, "config": cfg.to_dict(), "rows": rows},
+           root / "benchmarks" / f"{name}.json")
+fig, ax = plt.subplots(figsize=(5.5, 3.5))
+minutes = [r["train_minutes"] for r in rows]
+for key, label in [("oracle_normal", "oracle-normal share"), ("purity", "purity"), ("concept_acc", "R accuracy"),
+                   ("normality_auroc", "normality AuROC (0.5 best)")]:
+    ax.plot(minutes, [r[key] for r in rows], marker="o", label=label)
+ax.axhline(0.7, color="grey", lw=0.8, ls="--")
+ax.set(xlabel="generator training (minutes)", ylim=(0, 1.02), title=f"{run} ({profile.name}) {args.tag}".strip())
+ax.legend(fontsize=8)
+save_figure(fig, root / "benchmarks" / f"{name}.png")
+print(f"wrote {root / 'benchmarks' / name}.json and .png")

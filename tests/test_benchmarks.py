@@ -1,0 +1,40 @@
+"""The benchmark scripts run (on the smoke profile, a few iterations): they measure, so they are not
+timed here, but a broken script would only show when someone needs its figures."""
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def run_script(name: str, *args: str, results_root: Path) -> None:
+    env = os.environ | {"CFX_OFFLINE": "1", "CFX_RESULTS_ROOT": str(results_root), "MPLBACKEND": "Agg"}
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / name), *args], env=env, cwd=REPO,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+
+
+@pytest.mark.slow
+def test_cf_curve_resumes_through_its_iteration_counts(tmp_path):
+    run_script("bench_cf_curve.py", "--profile", "smoke", "--iterations", "2", "4", "--options", '{"batch_size": 8}',
+               "--tag", "b8", "--out", str(tmp_path / "gen"), results_root=tmp_path)
+    result = json.loads((tmp_path / "benchmarks" / "cf-curve-smoke-colored_mnist-default-bce-s0-b8.json").read_text())
+    assert [r["iterations"] for r in result["rows"]] == [2, 4]
+    assert result["config"]["batch_size"] == 8 and result["options"] == {"batch_size": 8}
+    for row in result["rows"]:
+        assert all(0.0 <= row[k] <= 1.0 for k in ("oracle_normal", "normality_auroc", "concept_acc", "purity"))
+    assert result["rows"][1]["train_minutes"] >= result["rows"][0]["train_minutes"]  # resumed, not restarted
+    assert (tmp_path / "benchmarks" / "cf-curve-smoke-colored_mnist-default-bce-s0-b8.png").is_file()
+
+
+@pytest.mark.slow
+def test_counterfactual_speed_benchmark_writes_its_figures(tmp_path):
+    run_script("bench_counterfactual.py", "--profile", "smoke", "--sizes", "28", "--iterations", "2", results_root=tmp_path)
+    result = json.loads((tmp_path / "benchmarks" / "counterfactual-smoke-cpu.json").read_text())
+    (row,) = result["results"]
+    assert row["size"] == 28 and row["iterations"] == 2 and row["iters_per_second"] > 0 and row["peak_memory_mb"] > 0

@@ -6,7 +6,7 @@ AuROC, R's accuracy and the ground-truth purity after more and more generator it
         [--tag NAME] [--results-root results] [--out DIR]
 
 It explains notebook 02's detector of the run (``<results-root>/<profile>/runs/<run>/02_detector/
-detector.pt``, trained first if missing) with the profile's generator configuration, trains to the
+detector.pt``; trained first into ``--out`` if missing, as notebook 03 would) with the profile's generator configuration, trains to the
 first iteration count, measures, then resumes training to the next (the trainer resumes from its
 checkpoint, so the curve costs one training of the largest count). The oracle is the cached one
 of notebook 03. ``--options`` overrides fields of the profile's generator configuration (as notebook
@@ -18,6 +18,7 @@ stretch, so the JSON gives the iterations too.
 
 import argparse
 import json
+import os
 import tempfile
 from pathlib import Path
 
@@ -27,11 +28,10 @@ from cfx_lib.config import get_profile
 from cfx_lib.counterfactual import Explainer, train_counterfactual
 from cfx_lib.data import load_dataset
 from cfx_lib.data.registry import make_setup
-from cfx_lib.detectors import Detector, train_detector
 from cfx_lib.io import write_json
 from cfx_lib.metrics import changed_factors, concept_purity, counterfactual_metrics, default_oracle_path, load_or_train_oracle
-from cfx_lib.notebook import run_id
-from cfx_lib.paths import default_results_root
+from cfx_lib.notebook import NotebookRun, obtain_detector, run_id
+from cfx_lib.paths import default_data_root, default_results_root, find_repo_root
 from cfx_lib.viz import save_figure
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -48,32 +48,27 @@ args = parser.parse_args()
 if args.iterations != sorted(set(args.iterations)) or args.iterations[0] < 1:
     parser.error("--iterations must be increasing positive counts")
 
+if args.results_root:  # the notebooks' results tree, also where obtain_detector looks
+    os.environ["CFX_RESULTS_ROOT"] = args.results_root
 profile = get_profile(args.profile)
-root = Path(args.results_root) if args.results_root else default_results_root()
-run = run_id(args.dataset, None, args.seed, args.detector)
-kwargs = profile.dataset_kwargs
-train = load_dataset(args.dataset, "train", seed=args.seed, **kwargs(args.dataset, "train"))
-test = load_dataset(args.dataset, "test", seed=args.seed, **kwargs(args.dataset, "test"))
+root = default_results_root()
+train = load_dataset(args.dataset, "train", seed=args.seed, **profile.dataset_kwargs(args.dataset, "train"))
+test = load_dataset(args.dataset, "test", seed=args.seed, **profile.dataset_kwargs(args.dataset, "test"))
 if not train.factors:
     parser.error(f"{args.dataset} has no ground-truth factors, so there is no oracle to judge by")
 size = train.image_shape[-1]
-det_path = root / profile.name / "runs" / run / "02_detector" / "detector.pt"
-if det_path.is_file():
-    detector = Detector.load(det_path, expect_kind=args.detector, expect_shape=train.image_shape)
-else:
-    print(f"no detector at {det_path}: training one ({args.detector}, profile {profile.name})")
-    from cfx_lib.data import load_outliers
-
-    det_cfg = profile.detector_config(args.detector, size, seed=args.seed)
-    oe = load_outliers(profile.oe_source(args.dataset), profile.n_oe, train.image_shape, seed=args.seed) if det_cfg.uses_oe else None
-    detector = train_detector(det_cfg, train.normal.images, oe).detector
+out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="cfx-cf-curve-"))
+# notebook 02's detector of the run, else one trained now like notebook 03 would (same OE draw)
+context = NotebookRun(repo=find_repo_root(), profile=profile, out_dir=out, params={}, data_root=default_data_root())
+detector, detector_source = obtain_detector(context, args.dataset, None, args.detector, args.seed, train)
+print("detector:", detector_source)
+run = run_id(args.dataset, None, args.seed, args.detector)
 oracle = load_or_train_oracle(default_oracle_path(profile.name, args.dataset, args.seed, root), train, test,
                               epochs=profile.oracle_epochs, seed=args.seed).oracle
 setup = make_setup(args.dataset)
 anomalies = test.anomalous.images
 normal_scores = detector.score_images(test.normal.images)
 
-out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="cfx-cf-curve-"))
 rows = []
 for iterations in args.iterations:
     cfg = profile.counterfactual_config(size, seed=args.seed, **{**args.options, "iterations": iterations})

@@ -105,23 +105,27 @@ def obtain_detector(run: NotebookRun, dataset: str, normal: dict[str, Any] | Non
     if path.is_file():
         return Detector.load(path, expect_kind=kind, expect_shape=train.image_shape, device=dev), str(path)
     cfg = run.profile.detector_config(kind, train.image_shape[-1], seed=seed, device=device)
-    outliers = oe_images(run, dataset, kind, seed, train.image_shape)
+    outliers = oe_images(run, dataset, kind, seed, train.image_shape, normal)
     result = train_detector(cfg, train.normal.images, outliers, out_dir=run.out_dir / "detector", progress=progress)
     return result.detector.to(dev), f"trained now ({cfg.epochs} epochs) into {run.out_dir / 'detector'}"
 
 
-def oe_images(run: NotebookRun, dataset: str, kind: str, seed: int, image_shape: tuple[int, int, int]):
-    """The outlier-exposure images a ``kind`` detector trains with under the run's profile (the
-    same draw as notebook 02's), or None for ``dsvdd``. ``supervised_bce`` has no OE: its
-    labelled anomalies come from notebook 02's parameters, so it is refused here."""
-    from .data import load_outliers
+def oe_images(run: NotebookRun, dataset: str, kind: str, seed: int, image_shape: tuple[int, int, int],
+              normal: dict[str, Any] | None = None, source: str | None = None):
+    """The outlier-exposure images a ``kind`` detector trains with under the run's profile
+    (notebook 02's draw), or None for ``dsvdd``: ``source`` (default: the profile's) drawn as
+    :func:`cfx_lib.data.oe_options` says for the dataset and ``normal`` (colours, strokes).
+    ``supervised_bce`` has no OE: its labelled anomalies come from notebook 02's parameters, so it
+    is refused here."""
+    from .data import load_outliers, oe_options
 
     if kind == "supervised_bce":
         raise ValueError("a supervised_bce detector needs labelled anomalies: run notebook 02 with "
                          "SUPERVISED_ANOMALIES first, or pass its checkpoint")
     if kind not in ("bce", "hsc"):
         return None
-    return load_outliers(run.profile.oe_source(dataset), run.profile.n_oe, image_shape, seed=seed + 1, root=run.data_root)
+    return load_outliers(source or run.profile.oe_source(dataset), run.profile.n_oe, image_shape, seed=seed + 1,
+                         root=run.data_root, **oe_options(dataset, **(normal or {})))
 
 
 def obtain_explainer(run: NotebookRun, dataset: str, normal: dict[str, Any] | None, kind: str, seed: int,

@@ -24,6 +24,7 @@ import os
 import sys
 import time
 from concurrent.futures import ThreadPoolExecutor
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -135,6 +136,13 @@ def notebook_code(notebook: str) -> str:
     return hashlib.sha1(code.encode()).hexdigest()
 
 
+def profile_fingerprint(profile: str) -> str:
+    """A hash of the named profile's settings (:data:`cfx_lib.config.PROFILES`): its schedules and
+    generator configuration are not notebook parameters, so they enter the step keys this way."""
+    settings = dataclasses.asdict(PROFILES[profile]) if profile in PROFILES else profile
+    return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
+
+
 @dataclass
 class Step:
     """One notebook execution."""
@@ -148,11 +156,14 @@ class Step:
 
     @property
     def key(self) -> str:
-        """A hash of the notebook's code and the step's parameters: a step is done when its
-        outputs carry this key, so changed code or parameters rerun it (the trainers resume from
-        their checkpoints, so a rerun of a trained step does not train again)."""
+        """A hash of the notebook's code, the step's parameters and the profile's settings: a step
+        is done when its outputs carry this key, so changed code, parameters or profile settings
+        rerun it (the trainers resume from their checkpoints, so a rerun of a trained step does not
+        train again; a checkpoint written under other training settings is refused with a message)."""
         code = notebook_code(self.notebook)
-        return hashlib.sha1(json.dumps({"nb": self.notebook, "code": code, **self.params}, sort_keys=True).encode()).hexdigest()
+        profile = profile_fingerprint(self.params.get("PROFILE", ""))
+        return hashlib.sha1(json.dumps({"nb": self.notebook, "code": code, "profile": profile, **self.params},
+                                       sort_keys=True).encode()).hexdigest()
 
     @property
     def label(self) -> str:

@@ -10,6 +10,8 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
+from .losses import SCORE_SPACES
+
 
 @dataclass(frozen=True)
 class LossWeights:
@@ -55,6 +57,13 @@ class CounterfactualConfig:
             over transformations). A change that φ only notices pixel-exactly, i.e. an
             adversarial perturbation, then stops paying off; a real change of content survives.
             0 / 0 (the default) is the paper's plain φ(x_t).
+        score_space: ``"probability"`` (the default, the paper's): α ~ U[0, 1] and the score loss
+            is the BCE between α and φ. ``"logit"``: α is drawn uniformly in logit between
+            logit(score_eps) and logit(1 − score_eps), G and D embed logit(α), and the score loss is
+            a Huber distance between logits (:func:`~cfx_lib.counterfactual.losses.score_loss`).
+            A detector trained with OE scores normal images near 0.0005 and half-normal ones
+            near 0.03, a difference that BCE hardly sees; in logit space α = 0 asks for the former.
+        score_eps: the clip of the logit space: α = 0 asks for a score of at most ``score_eps``.
         sample_every / checkpoint_every: iterations between sample grids / checkpoints.
         n_samples: anomalies shown in the sample grids.
         seed, device: as everywhere.
@@ -76,6 +85,8 @@ class CounterfactualConfig:
     weights: LossWeights = field(default_factory=LossWeights)
     score_noise: float = 0.0
     score_shift: int = 0
+    score_space: str = "probability"
+    score_eps: float = 1e-3
     sample_every: int = 500
     checkpoint_every: int = 250
     n_samples: int = 8
@@ -105,6 +116,10 @@ class CounterfactualConfig:
         if not self.score_noise >= 0 or not isinstance(self.score_shift, int) or self.score_shift < 0:
             raise ValueError(f"score_noise must be >= 0 and score_shift a non-negative int, got "
                              f"{self.score_noise!r}, {self.score_shift!r}")
+        if self.score_space not in SCORE_SPACES:
+            raise ValueError(f"score_space must be one of {list(SCORE_SPACES)}, got {self.score_space!r}")
+        if not isinstance(self.score_eps, (int, float)) or not 0 < self.score_eps < 0.5:
+            raise ValueError(f"score_eps must be a number in (0, 0.5), got {self.score_eps!r}")
         if not (self.lr_g > 0 and self.lr_d > 0):
             raise ValueError("lr_g and lr_d must be > 0")
         if not isinstance(self.seed, int) or self.seed < 0:
@@ -134,6 +149,11 @@ class CounterfactualConfig:
             if key in d:
                 d[key] = tuple(d[key])
         return cls(**d)
+
+    @property
+    def alpha_logit_eps(self) -> float | None:
+        """The clip with which G and D embed α in logit space, or None (probability space)."""
+        return self.score_eps if self.score_space == "logit" else None
 
     def architecture(self) -> dict[str, Any]:
         """The fields that decide the networks' shapes (what a checkpoint must match)."""

@@ -3,13 +3,16 @@
 With s = φ(x), x_t = G(x, α, k), x_cyc = G(x_t, s, k) and x_rec = G(x, s, k):
 
 - :func:`d_hinge` / :func:`g_hinge`: the GAN hinge loss (D on real (x, s) vs fake (x_t, α)).
-- :func:`score_loss`: continuous BCE between a target score and φ's score (on logits).
+- :func:`score_loss`: continuous BCE between a target score and φ's score (on logits), or, in
+  ``"logit"`` score space, a Huber distance between φ's logit and the target's logit.
 - :func:`l1`: the reconstruction and cycle terms.
 - :func:`concept_loss`: sigmoid cross-entropy of R's logits against one-hot(k), or against zeros
   for pairs in which no concept should be visible.
 """
 
 from __future__ import annotations
+
+import math
 
 import torch
 import torch.nn.functional as F
@@ -28,20 +31,57 @@ def g_hinge(fake_logits: torch.Tensor) -> torch.Tensor:
     return -fake_logits.mean()
 
 
-def score_loss(score_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """Continuous binary cross-entropy between detector scores, given as logits (see
-    :meth:`BaseDetector.score_logits`), and target scores in [0, 1]. Minimal (equal to the
-    targets' entropy) where sigmoid(logits) equals the targets; working on logits keeps the
-    gradient alive where a score has saturated at exactly 0 or 1."""
-    return F.binary_cross_entropy_with_logits(score_logits, targets.to(score_logits.dtype))
+SCORE_SPACES = ("probability", "logit")
 
 
-def score_loss_excess(score_logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-    """:func:`score_loss` minus its minimum (the targets' entropy): 0 where scores equal targets;
-    for logging."""
+def score_loss(score_logits: torch.Tensor, targets: torch.Tensor, space: str = "probability",
+               eps: float = 1e-3) -> torch.Tensor:
+    """The distance between detector scores, given as logits (see
+    :meth:`BaseDetector.score_logits`), and target scores in [0, 1].
+
+    ``"probability"`` (the paper's): continuous binary cross-entropy, minimal (the targets'
+    entropy) where sigmoid(logits) equals the targets. Its gradient on a logit is score − target,
+    so it hardly tells a score of 0.03 from one of 0.0005 although a detector trained with OE may
+    rank them as far apart as an anomaly and a normal image.
+
+    ``"logit"``: a Huber (smooth-L1) distance between the logits and logit(target), the targets
+    clipped to [eps, 1 − eps]; a target at a clip edge is one-sided (a target of 0 asks for a score
+    of at most eps, not exactly eps). Its gradient does not vanish near 0 or 1; 0 where scores meet
+    the targets.
+    """
+    if space == "probability":
+        return F.binary_cross_entropy_with_logits(score_logits, targets.to(score_logits.dtype))
+    if space != "logit":
+        raise ValueError(f"unknown score space {space!r}; valid: {list(SCORE_SPACES)}")
+    t = targets.to(score_logits.dtype)
+    diff = score_logits - torch.logit(t.clamp(eps, 1 - eps))
+    diff = torch.where(t <= eps, diff.clamp(min=0), diff)
+    diff = torch.where(t >= 1 - eps, diff.clamp(max=0), diff)
+    return F.smooth_l1_loss(diff, torch.zeros_like(diff))
+
+
+def score_loss_excess(score_logits: torch.Tensor, targets: torch.Tensor, space: str = "probability",
+                      eps: float = 1e-3) -> torch.Tensor:
+    """:func:`score_loss` minus its minimum (for ``"probability"`` the targets' entropy): 0 where
+    scores equal targets; for logging."""
+    if space != "probability":
+        return score_loss(score_logits, targets, space, eps)
     t = targets.to(score_logits.dtype).clamp(EPS, 1 - EPS)
     entropy = -(t * t.log() + (1 - t) * (1 - t).log()).mean()
     return score_loss(score_logits, targets) - entropy
+
+
+def sample_alphas(n: int, generator: torch.Generator, space: str = "probability", eps: float = 1e-3) -> torch.Tensor:
+    """Target scores α for one batch: uniform in [0, 1] (``"probability"``, the paper's), or
+    uniform in logit between logit(eps) and logit(1 − eps) (``"logit"``), which draws scores as
+    normal as the normal data (and as anomalous as the anomalies) as often as middling ones."""
+    u = torch.rand(n, generator=generator)
+    if space == "probability":
+        return u
+    if space != "logit":
+        raise ValueError(f"unknown score space {space!r}; valid: {list(SCORE_SPACES)}")
+    bound = math.log((1 - eps) / eps)
+    return torch.sigmoid((2 * u - 1) * bound)
 
 
 def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -31,20 +31,33 @@ def check_images(x: torch.Tensor, image_shape: tuple[int, int, int], what: str =
         raise ValueError(f"expected {what} of shape (B, {c}, {h}, {w}), got {tuple(x.shape)}")
 
 
-class ConditionEmbedding(nn.Module):
-    """(α, k) → a vector: an embedding of k concatenated with Fourier features of α passed
-    through a small MLP."""
+def alpha_features(alpha: torch.Tensor, freq: torch.Tensor, logit_eps: float | None = None) -> torch.Tensor:
+    """Fourier features (B, 2·len(freq) + 1) of target scores α (B,) in [0, 1].
 
-    def __init__(self, n_concepts: int, dim: int, n_freq: int = 8) -> None:
+    With ``logit_eps`` the features are those of logit(α) clipped to [eps, 1 − eps] and scaled to
+    [−1, 1] (the ``"logit"`` score space), so that α = 0.001 and α = 0.03 are as far apart for the
+    networks as they are for a detector's logit; otherwise those of α itself.
+    """
+    a = alpha.float().reshape(-1, 1)
+    if logit_eps is not None:
+        a = torch.logit(a.clamp(logit_eps, 1 - logit_eps)) / math.log((1 - logit_eps) / logit_eps)
+    return torch.cat([a, torch.sin(a * freq), torch.cos(a * freq)], dim=1)
+
+
+class ConditionEmbedding(nn.Module):
+    """(α, k) → a vector: an embedding of k concatenated with Fourier features of α
+    (:func:`alpha_features`) passed through a small MLP."""
+
+    def __init__(self, n_concepts: int, dim: int, n_freq: int = 8, logit_eps: float | None = None) -> None:
         super().__init__()
         self.n_concepts = n_concepts
+        self.logit_eps = logit_eps
         self.concept = nn.Embedding(n_concepts, dim)
         self.register_buffer("freq", math.pi * 2.0 ** torch.arange(n_freq).float() / 2.0)
         self.alpha = nn.Sequential(nn.Linear(2 * n_freq + 1, dim), nn.ReLU(), nn.Linear(dim, dim))
 
     def forward(self, alpha: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        a = alpha.float().reshape(-1, 1)
-        feats = torch.cat([a, torch.sin(a * self.freq), torch.cos(a * self.freq)], dim=1)
+        feats = alpha_features(alpha, self.freq, self.logit_eps)
         return torch.cat([self.concept(k.long()), self.alpha(feats)], dim=1)
 
 
@@ -111,11 +124,12 @@ class Generator(nn.Module):
     the tanh, so G is close to the identity at initialisation and learns edits: the output stays
     in the data range, and training skips the long phase in which a GAN first learns to
     reproduce its input (that phase costs most of a CPU budget). ``residual=False`` is the plain
-    encoder–decoder.
+    encoder–decoder. ``alpha_logit_eps`` embeds α in logit space (see :func:`alpha_features`).
     """
 
     def __init__(self, image_shape: tuple[int, int, int], n_concepts: int = 2, widths: tuple[int, ...] = (64, 128),
-                 res_blocks: int = 2, cond_dim: int = 64, residual: bool = True) -> None:
+                 res_blocks: int = 2, cond_dim: int = 64, residual: bool = True,
+                 alpha_logit_eps: float | None = None) -> None:
         super().__init__()
         self.residual = residual
         c, h, w = image_shape
@@ -124,7 +138,7 @@ class Generator(nn.Module):
                              f"({len(widths)} stages), got {h}×{w}")
         self.image_shape = tuple(image_shape)
         self.n_concepts = n_concepts
-        self.embed = ConditionEmbedding(n_concepts, cond_dim // 2)
+        self.embed = ConditionEmbedding(n_concepts, cond_dim // 2, logit_eps=alpha_logit_eps)
         self.stem = nn.Conv2d(c, widths[0], 3, padding=1)
         chans = [widths[0], *widths]
         self.down = nn.ModuleList(GBlock(chans[i], chans[i + 1], "down") for i in range(len(widths)))
@@ -191,11 +205,14 @@ class SNResNet(nn.Module):
 
 class Discriminator(nn.Module):
     """D(x, α) → a realism logit (B,): linear(h) + ⟨v(α), h⟩, the projection term judging whether
-    x looks like a real image whose detector score is α."""
+    x looks like a real image whose detector score is α. ``alpha_logit_eps``: as for the
+    :class:`Generator`."""
 
-    def __init__(self, image_shape: tuple[int, int, int], widths: tuple[int, ...] = (64, 128, 128), n_freq: int = 8) -> None:
+    def __init__(self, image_shape: tuple[int, int, int], widths: tuple[int, ...] = (64, 128, 128), n_freq: int = 8,
+                 alpha_logit_eps: float | None = None) -> None:
         super().__init__()
         self.image_shape = tuple(image_shape)
+        self.alpha_logit_eps = alpha_logit_eps
         self.features = SNResNet(image_shape[0], widths)
         self.linear = spectral_norm(nn.Linear(self.features.out_dim, 1))
         self.register_buffer("freq", math.pi * 2.0 ** torch.arange(n_freq).float() / 2.0)
@@ -205,8 +222,7 @@ class Discriminator(nn.Module):
     def forward(self, x: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor:
         check_images(x, self.image_shape)
         h = self.features(x * 2 - 1)
-        a = alpha.float().reshape(-1, 1)
-        v = self.alpha(torch.cat([a, torch.sin(a * self.freq), torch.cos(a * self.freq)], dim=1))
+        v = self.alpha(alpha_features(alpha, self.freq, self.alpha_logit_eps))
         return self.linear(h).squeeze(1) + (v * h).sum(dim=1)
 
 
@@ -227,7 +243,13 @@ class ConceptClassifier(nn.Module):
 
 def build_generator(cfg, image_shape: tuple[int, int, int]) -> Generator:
     """The generator a :class:`~cfx_lib.counterfactual.config.CounterfactualConfig` describes."""
-    return Generator(image_shape, cfg.n_concepts, cfg.g_widths, cfg.g_res_blocks, cfg.cond_dim, cfg.g_residual)
+    return Generator(image_shape, cfg.n_concepts, cfg.g_widths, cfg.g_res_blocks, cfg.cond_dim, cfg.g_residual,
+                     alpha_logit_eps=cfg.alpha_logit_eps)
+
+
+def build_discriminator(cfg, image_shape: tuple[int, int, int]) -> Discriminator:
+    """The discriminator a :class:`~cfx_lib.counterfactual.config.CounterfactualConfig` describes."""
+    return Discriminator(image_shape, cfg.d_widths, alpha_logit_eps=cfg.alpha_logit_eps)
 
 
 def build_concept_classifier(cfg, image_shape: tuple[int, int, int]) -> ConceptClassifier:

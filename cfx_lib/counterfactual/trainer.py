@@ -8,10 +8,13 @@ s = φ(x), α ~ U[0, 1], k ~ U{0..K−1}, x_t = G(x, α, k), x_cyc = G(x_t, s, k
   + λ_rec·(‖x − x_rec‖₁ + ‖x − x_cyc‖₁)
   + λ_con·(CE(R(x, x_t), k) + CE(R(x_t, x_cyc), k) + CE(R(x, x_cyc), 0) + CE(R(x, x_rec), 0)).
 
+With ``score_space="logit"`` α is drawn uniformly in logit instead and the two BCE terms become
+Huber distances between logits (:func:`~cfx_lib.counterfactual.losses.score_loss`).
+
 The detector φ is frozen. Checkpoints (``cf_last.pt``) are written atomically every
 ``checkpoint_every`` iterations and training resumes from them; the loss history goes to
-``losses.csv``, sample grids (anomaly | its K counterfactuals at α = 0) to ``samples/``; at the
-end ``explainer.pt`` bundles the detector and the generator for :func:`load_explainer`.
+``losses.csv``, sample grids (anomaly | its K counterfactuals at α = 0) to ``samples/``. Notebook 03
+bundles the detector and the trained generator into ``explainer.pt`` for :func:`load_explainer`.
 """
 
 from __future__ import annotations
@@ -32,7 +35,7 @@ from ..io import load_torch, save_torch, write_text
 from . import losses as L
 from .config import CounterfactualConfig
 from .explain import generate
-from .models import ConceptClassifier, Discriminator, Generator, build_concept_classifier, build_generator
+from .models import ConceptClassifier, Discriminator, Generator, build_concept_classifier, build_discriminator, build_generator
 
 LAST = "cf_last.pt"  # full training state, for resume
 LOSS_COLUMNS = ("iteration", "d_loss", "g_gan", "score", "score_excess", "rec", "con", "r_acc", "total", "seconds")
@@ -48,7 +51,7 @@ class CounterfactualModels:
 
     @classmethod
     def build(cls, cfg: CounterfactualConfig, image_shape: tuple[int, int, int]) -> "CounterfactualModels":
-        return cls(build_generator(cfg, image_shape), Discriminator(image_shape, cfg.d_widths),
+        return cls(build_generator(cfg, image_shape), build_discriminator(cfg, image_shape),
                    build_concept_classifier(cfg, image_shape))
 
     def to(self, device: torch.device) -> "CounterfactualModels":
@@ -193,7 +196,9 @@ def train_counterfactual(
 
     if out is not None and resume and (out / LAST).is_file():
         state = load_torch(out / LAST)
-        saved = {k: v for k, v in state["config"].items() if k not in ("iterations", "device")}
+        # through from_dict, so that options added since the checkpoint read as their defaults
+        saved = {k: v for k, v in CounterfactualConfig.from_dict(state["config"]).to_dict().items()
+                 if k not in ("iterations", "device")}
         current = {k: v for k, v in cfg.to_dict().items() if k not in ("iterations", "device")}
         if saved != current or state["fingerprint"] != fingerprint or state["iteration"] > cfg.iterations:
             raise ValueError(f"{out / LAST} was written for another configuration, dataset or detector (only more "
@@ -241,7 +246,7 @@ def train_counterfactual(
         # --- discriminator -----------------------------------------------------------
         for _ in range(cfg.d_steps):
             x, s = next_batch()
-            alpha = torch.rand(bs, generator=gen).to(device)
+            alpha = L.sample_alphas(bs, gen, cfg.score_space, cfg.score_eps).to(device)
             k = torch.randint(K, (bs,), generator=gen).to(device)
             with torch.no_grad():
                 x_t = G(x, alpha, k)
@@ -252,7 +257,7 @@ def train_counterfactual(
             opt_d.step()
         # --- generator and concept classifier -----------------------------------------
         x, s = next_batch()
-        alpha = torch.rand(bs, generator=gen).to(device)
+        alpha = L.sample_alphas(bs, gen, cfg.score_space, cfg.score_eps).to(device)
         k = torch.randint(K, (bs,), generator=gen).to(device)
         x_t = G(x, alpha, k)
         x_cyc = G(x_t, s, k)
@@ -260,7 +265,8 @@ def train_counterfactual(
         g_gan = L.g_hinge(D(x_t, alpha))
         phi_t = detector.score_logits(perturb(x_t, cfg.score_noise, cfg.score_shift, gen))
         phi_cyc = detector.score_logits(perturb(x_cyc, cfg.score_noise, cfg.score_shift, gen))
-        score = L.score_loss(phi_t, alpha) + L.score_loss(phi_cyc, s)
+        score = (L.score_loss(phi_t, alpha, cfg.score_space, cfg.score_eps)
+                 + L.score_loss(phi_cyc, s, cfg.score_space, cfg.score_eps))
         rec = L.l1(x, x_rec) + L.l1(x, x_cyc)
         logits_t = R(x, x_t)
         con = (L.concept_loss(logits_t, k) + L.concept_loss(R(x_t, x_cyc), k)
@@ -273,7 +279,8 @@ def train_counterfactual(
 
         with torch.no_grad():
             row = {"d_loss": d_loss.item(), "g_gan": g_gan.item(), "score": score.item(),
-                   "score_excess": (L.score_loss_excess(phi_t, alpha) + L.score_loss_excess(phi_cyc, s)).item(),
+                   "score_excess": (L.score_loss_excess(phi_t, alpha, cfg.score_space, cfg.score_eps)
+                                   + L.score_loss_excess(phi_cyc, s, cfg.score_space, cfg.score_eps)).item(),
                    "rec": rec.item(), "con": con.item(),
                    "r_acc": (logits_t.argmax(1) == k).float().mean().item(), "total": total.item()}
         for key, value in row.items():

@@ -44,6 +44,11 @@ class ColoredMNISTSetup:
         object.__setattr__(self, "normal_digits", digits)
         object.__setattr__(self, "normal_colors", colors)
 
+    def oe_colors(self) -> list[str] | None:
+        """The palette colours that are not normal, in which outlier exposure is drawn (see
+        :mod:`cfx_lib.data.outliers`); None (all colours) when every colour is normal."""
+        return [c for c in COLOR_NAMES if c not in self.normal_colors] or None
+
     def is_normal(self, factors: dict[str, torch.Tensor]) -> torch.Tensor:
         """Whether images with these factor values (``digit``, ``color`` index tensors) are normal."""
         digit, color = torch.as_tensor(factors["digit"]), torch.as_tensor(factors["color"])

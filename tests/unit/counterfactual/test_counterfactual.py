@@ -234,3 +234,87 @@ def test_as_batch_accepts_user_formats_and_refuses_wrong_sizes():
         as_batch(torch.rand(1, 3, 32, 32), shape)
     with pytest.raises(ValueError, match=r"\[0, 1\]"):
         as_batch(torch.rand(1, 3, 28, 28) * 5, shape)
+
+
+# --- the logit score space ---------------------------------------------------------------------
+
+
+def test_logit_score_loss_is_zero_at_targets_and_one_sided_at_the_clip():
+    eps = 1e-3
+    targets = torch.tensor([0.1, 0.5, 0.9])
+    assert L.score_loss(torch.logit(targets), targets, "logit", eps) < 1e-8
+    assert L.score_loss(torch.logit(targets) + 2.0, targets, "logit", eps) > 1.0
+    # α = 0 asks for a score of at most eps: more normal than that costs nothing, less does
+    assert L.score_loss(torch.tensor([-12.0]), torch.zeros(1), "logit", eps) == 0
+    assert L.score_loss(torch.tensor([-3.0]), torch.zeros(1), "logit", eps) > 1.0
+    assert L.score_loss(torch.tensor([12.0]), torch.ones(1), "logit", eps) == 0
+    assert L.score_loss(torch.tensor([3.0]), torch.ones(1), "logit", eps) > 1.0
+    assert L.score_loss_excess(torch.tensor([-3.0]), torch.zeros(1), "logit", eps) == \
+        L.score_loss(torch.tensor([-3.0]), torch.zeros(1), "logit", eps)
+    with pytest.raises(ValueError, match="unknown score space"):
+        L.score_loss(torch.zeros(1), torch.zeros(1), "log")
+
+
+def test_logit_score_loss_keeps_pulling_where_bce_has_stopped():
+    # a score of 0.03 against a target of 0: BCE's gradient is the score itself, the logit space's
+    # is that of an L1 distance (1)
+    grads = {}
+    for space in ("probability", "logit"):
+        z = torch.tensor([math.log(0.03 / 0.97)], requires_grad=True)
+        L.score_loss(z, torch.zeros(1), space).backward()
+        grads[space] = float(z.grad)
+    assert grads["probability"] == pytest.approx(0.03, rel=1e-3)
+    assert grads["logit"] == pytest.approx(1.0)
+
+
+def test_sample_alphas():
+    a = L.sample_alphas(1000, torch.Generator().manual_seed(1))
+    assert torch.equal(a, torch.rand(1000, generator=torch.Generator().manual_seed(1)))  # the paper's U[0, 1]
+    b = L.sample_alphas(20000, torch.Generator().manual_seed(1), "logit", 1e-3)
+    assert b.min() >= 1e-3 - 1e-7 and b.max() <= 1 - 1e-3 + 1e-7
+    # uniform in logit: P(α < 0.05) = (logit(0.05) − logit(eps)) / (2·logit(1 − eps)) ≈ 0.287
+    share = (b < 0.05).float().mean().item()
+    assert share == pytest.approx((math.log(0.05 / 0.95) + math.log(999)) / (2 * math.log(999)), abs=0.015)
+    assert share > 5 * (a < 0.05).float().mean().item()
+
+
+def test_alpha_features_in_logit_space():
+    from cfx_lib.counterfactual.models import alpha_features
+
+    freq = torch.tensor([1.0, 2.0])
+    near = torch.tensor([0.001, 0.03])
+    plain, logit = alpha_features(near, freq), alpha_features(near, freq, 1e-3)
+    assert (logit[0] - logit[1]).abs().max() > 10 * (plain[0] - plain[1]).abs().max()
+    # α = 0 reads as the clip edge, scaled to −1
+    assert torch.allclose(alpha_features(torch.tensor([0.0, 1.0]), freq, 1e-3)[:, 0], torch.tensor([-1.0, 1.0]))
+
+
+def test_logit_space_config_trains_and_round_trips(tmp_path, toy_data):
+    with pytest.raises(ValueError, match="score_space"):
+        CounterfactualConfig(score_space="log")
+    with pytest.raises(ValueError, match="score_eps"):
+        CounterfactualConfig(score_eps=0.7)
+    cfg = CounterfactualConfig(**TINY, iterations=2, device="cpu", score_space="logit", score_eps=1e-2)
+    assert CounterfactualConfig.from_dict(cfg.to_dict()) == cfg and cfg.alpha_logit_eps == 1e-2
+    assert CounterfactualConfig().alpha_logit_eps is None
+    torch.manual_seed(0)
+    det = Detector("bce", (3, 28, 28)).eval()
+    result = train_counterfactual(cfg, det, toy_data, progress=False)
+    assert result.generator.embed.logit_eps == 1e-2 and result.models.discriminator.alpha_logit_eps == 1e-2
+    Explainer(det, result.generator.eval(), cfg).save(tmp_path / "explainer.pt")
+    loaded = load_explainer(tmp_path / "explainer.pt")
+    assert loaded.generator.embed.logit_eps == 1e-2
+    x = toy_data[:3]
+    assert torch.allclose(loaded.explain(x).counterfactuals, explain(det, result.generator, x).counterfactuals, atol=1e-6)
+
+
+def test_checkpoints_from_before_the_score_space_option_resume(tmp_path, toy_data):
+    det = _toy_detector()
+    cfg = CounterfactualConfig(**TINY, iterations=2, device="cpu")
+    train_counterfactual(cfg, det, toy_data, out_dir=tmp_path, progress=False)
+    state = torch.load(tmp_path / LAST, weights_only=True)
+    for key in ("score_space", "score_eps"):  # a checkpoint written before these options existed
+        del state["config"][key]
+    torch.save(state, tmp_path / LAST)
+    assert train_counterfactual(cfg.replace(iterations=4), det, toy_data, out_dir=tmp_path,
+                                progress=False).resumed_iteration == 2

@@ -1,7 +1,7 @@
 import pytest
 import torch
 
-from cfx_lib.data import DATASETS, DatasetUnavailable, load_dataset, load_outliers
+from cfx_lib.data import COLOR_NAMES, DATASETS, PALETTE, DatasetUnavailable, load_dataset, load_outliers, oe_options
 
 
 @pytest.mark.parametrize("shape", [(1, 28, 28), (3, 28, 28), (3, 32, 32), (1, 32, 32)])
@@ -13,6 +13,52 @@ def test_synthetic_oe_shapes_ranges_determinism(shape):
     assert torch.equal(a, b)
     assert not torch.equal(a, load_outliers("synthetic", 12, shape, seed=6))
 
+
+
+def _colours_of(images):
+    """The palette colour of each single-colour image: its per-channel maximum."""
+    rgb = images.amax(dim=(2, 3)).round()
+    palette = torch.tensor(list(PALETTE.values()))
+    return [COLOR_NAMES[int((palette == c).all(dim=1).nonzero())] for c in rgb]
+
+
+def test_oe_colours():
+    every = _colours_of(load_outliers("synthetic", 300, (3, 28, 28), seed=2))
+    assert set(every) == set(COLOR_NAMES)
+    assert torch.equal(load_outliers("synthetic", 30, (3, 28, 28), seed=2, colors=None),
+                       load_outliers("synthetic", 30, (3, 28, 28), seed=2))
+    some = _colours_of(load_outliers("synthetic", 300, (3, 28, 28), seed=2, colors=["red", "blue"]))
+    assert set(some) == {"red", "blue"}
+    # the same letters, only recoloured
+    gray = load_outliers("synthetic", 30, (1, 28, 28), seed=2)
+    assert torch.allclose(load_outliers("synthetic", 30, (3, 28, 28), seed=2, colors=["green"]).amax(dim=1, keepdim=True), gray)
+    with pytest.raises(ValueError, match="unknown OE colour 'pink'"):
+        load_outliers("synthetic", 4, (3, 28, 28), colors=["pink"])
+    with pytest.raises(ValueError, match="at least one palette colour"):
+        load_outliers("synthetic", 4, (3, 28, 28), colors=[])
+    # colored_mnist draws OE in the colours that are not normal; other datasets in all
+    assert oe_options("colored_mnist") == {"colors": ["red", "green", "blue", "yellow", "magenta"], "strokes": 0.5}
+    assert oe_options("colored_mnist", normal_colors=["red", "green"])["colors"] == ["blue", "yellow", "cyan", "magenta"]
+    assert oe_options("colored_mnist", normal_colors=COLOR_NAMES)["colors"] is None
+    assert oe_options("mnist") == {"colors": None, "strokes": 0.5}
+    assert oe_options("signs") == {"colors": None, "strokes": 0.0}
+
+
+def test_oe_strokes():
+    from cfx_lib.data.outliers import add_strokes
+
+    plain = load_outliers("synthetic", 200, (3, 28, 28), seed=3, colors=["red"])
+    marked = load_outliers("synthetic", 200, (3, 28, 28), seed=3, colors=["red"], strokes=0.5)
+    changed = (marked != plain).flatten(1).any(dim=1)
+    assert 0.35 < changed.float().mean() < 0.65  # about half of them carry a stroke
+    diff = (marked != plain)[changed]
+    assert (diff[:, 1:].sum() == 0) and diff.flatten(1).sum(1).max() <= 16  # red only, at most 2×8 pixels
+    assert torch.equal(marked, load_outliers("synthetic", 200, (3, 28, 28), seed=3, colors=["red"], strokes=0.5))
+    gen = torch.Generator().manual_seed(0)
+    assert torch.equal(add_strokes(plain, 0.0, gen), plain)
+    assert (add_strokes(plain, 1.0, gen) != plain).flatten(1).any(dim=1).float().mean() > 0.9
+    with pytest.raises(ValueError, match=r"in \[0, 1\]"):
+        add_strokes(plain, 1.5, gen)
 
 def test_downloadable_oe_offline_points_to_the_synthetic_stand_in(tmp_path):
     with pytest.raises(DatasetUnavailable, match="synthetic_letters"):

@@ -1,0 +1,35 @@
+import pytest
+import torch
+
+from cfx_lib.detectors import as_detector
+from cfx_lib.metrics import paste_patch, patch_probe
+
+
+def _images(n=6):
+    x = torch.zeros(n, 3, 28, 28)
+    x[:, 0, 8:20, 12:16] = 1.0  # a red stroke in the middle
+    return x
+
+
+def test_paste_patch_colours_and_errors():
+    x = _images(2)
+    y = paste_patch(x, 1, 24, 5, 2)
+    assert torch.equal(y[:, :, 1:6, 24:26], torch.tensor([1.0, 0, 0])[None, :, None, None].expand(2, 3, 5, 2))
+    assert torch.equal(y[:, :, 8:20], x[:, :, 8:20]) and torch.equal(x, _images(2))  # a copy
+    z = paste_patch(x, 0, 0, 2, 2, color=(0.0, 1.0, 1.0))
+    assert torch.equal(z[0, :, 0, 0], torch.tensor([0.0, 1.0, 1.0]))
+    with pytest.raises(ValueError, match="does not fit"):
+        paste_patch(x, 25, 24, 5, 2)
+    with pytest.raises(ValueError, match="one value per channel"):
+        paste_patch(x, 0, 0, 2, 2, color=(1.0,))
+
+
+def test_patch_probe_finds_a_corner_shortcut_and_not_a_robust_detector():
+    # anomalous unless the top-right corner is lit: a detector with a shortcut
+    shortcut = as_detector(lambda x: 1 - x[:, :, :6, 22:].amax(dim=(1, 2, 3)), (3, 28, 28))
+    found = patch_probe(shortcut, _images())
+    assert found.normal_share_before == 0 and found.normal_share_after == 1 and found.flipped == 1
+    # anomalous when the image is red in its middle: the corner does not matter
+    robust = as_detector(lambda x: x[:, 0, 8:20, 12:16].mean(dim=(1, 2)), (3, 28, 28))
+    kept = patch_probe(robust, _images())
+    assert kept.flipped == 0 and kept.median_after == pytest.approx(1.0)

@@ -34,6 +34,16 @@ def g_hinge(fake_logits: torch.Tensor) -> torch.Tensor:
 SCORE_SPACES = ("probability", "logit")
 
 
+def _check_space(space: str) -> None:
+    if space not in SCORE_SPACES:
+        raise ValueError(f"unknown score space {space!r}; valid: {list(SCORE_SPACES)}")
+
+
+def logit_bound(eps: float) -> float:
+    """logit(1 − eps): the logit space spans [−bound, bound]."""
+    return math.log((1 - eps) / eps)
+
+
 def score_loss(score_logits: torch.Tensor, targets: torch.Tensor, space: str = "probability",
                eps: float = 1e-3) -> torch.Tensor:
     """The distance between detector scores, given as logits (see
@@ -49,10 +59,9 @@ def score_loss(score_logits: torch.Tensor, targets: torch.Tensor, space: str = "
     of at most eps, not exactly eps). Its gradient does not vanish near 0 or 1; 0 where scores meet
     the targets.
     """
+    _check_space(space)
     if space == "probability":
         return F.binary_cross_entropy_with_logits(score_logits, targets.to(score_logits.dtype))
-    if space != "logit":
-        raise ValueError(f"unknown score space {space!r}; valid: {list(SCORE_SPACES)}")
     t = targets.to(score_logits.dtype)
     diff = score_logits - torch.logit(t.clamp(eps, 1 - eps))
     diff = torch.where(t <= eps, diff.clamp(min=0), diff)
@@ -75,13 +84,9 @@ def sample_alphas(n: int, generator: torch.Generator, space: str = "probability"
     """Target scores α for one batch: uniform in [0, 1] (``"probability"``, the paper's), or
     uniform in logit between logit(eps) and logit(1 − eps) (``"logit"``), which draws scores as
     normal as the normal data (and as anomalous as the anomalies) as often as middling ones."""
+    _check_space(space)
     u = torch.rand(n, generator=generator)
-    if space == "probability":
-        return u
-    if space != "logit":
-        raise ValueError(f"unknown score space {space!r}; valid: {list(SCORE_SPACES)}")
-    bound = math.log((1 - eps) / eps)
-    return torch.sigmoid((2 * u - 1) * bound)
+    return u if space == "probability" else torch.sigmoid((2 * u - 1) * logit_bound(eps))
 
 
 def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -21,6 +21,8 @@ import torch.nn.functional as F
 from torch import nn
 from torch.nn.utils import spectral_norm
 
+from .losses import logit_bound
+
 
 def check_images(x: torch.Tensor, image_shape: tuple[int, int, int], what: str = "images") -> None:
     """Raise a ValueError naming the expected shape when ``x`` is not a batch of such images."""
@@ -40,7 +42,7 @@ def alpha_features(alpha: torch.Tensor, freq: torch.Tensor, logit_eps: float | N
     """
     a = alpha.float().reshape(-1, 1)
     if logit_eps is not None:
-        a = torch.logit(a.clamp(logit_eps, 1 - logit_eps)) / math.log((1 - logit_eps) / logit_eps)
+        a = torch.logit(a.clamp(logit_eps, 1 - logit_eps)) / logit_bound(logit_eps)
     return torch.cat([a, torch.sin(a * freq), torch.cos(a * freq)], dim=1)
 
 

@@ -216,6 +216,7 @@ def train_counterfactual(
 
     n, bs, K = len(images), cfg.batch_size, cfg.n_concepts
     w = cfg.weights
+    space = dict(space=cfg.score_space, eps=cfg.score_eps)
     if start > 0:  # the data order continues where the checkpoint left it
         perm, cursor = state["perm"], int(state["cursor"])
     else:
@@ -246,7 +247,7 @@ def train_counterfactual(
         # --- discriminator -----------------------------------------------------------
         for _ in range(cfg.d_steps):
             x, s = next_batch()
-            alpha = L.sample_alphas(bs, gen, cfg.score_space, cfg.score_eps).to(device)
+            alpha = L.sample_alphas(bs, gen, **space).to(device)
             k = torch.randint(K, (bs,), generator=gen).to(device)
             with torch.no_grad():
                 x_t = G(x, alpha, k)
@@ -257,7 +258,7 @@ def train_counterfactual(
             opt_d.step()
         # --- generator and concept classifier -----------------------------------------
         x, s = next_batch()
-        alpha = L.sample_alphas(bs, gen, cfg.score_space, cfg.score_eps).to(device)
+        alpha = L.sample_alphas(bs, gen, **space).to(device)
         k = torch.randint(K, (bs,), generator=gen).to(device)
         x_t = G(x, alpha, k)
         x_cyc = G(x_t, s, k)
@@ -265,8 +266,7 @@ def train_counterfactual(
         g_gan = L.g_hinge(D(x_t, alpha))
         phi_t = detector.score_logits(perturb(x_t, cfg.score_noise, cfg.score_shift, gen))
         phi_cyc = detector.score_logits(perturb(x_cyc, cfg.score_noise, cfg.score_shift, gen))
-        score = (L.score_loss(phi_t, alpha, cfg.score_space, cfg.score_eps)
-                 + L.score_loss(phi_cyc, s, cfg.score_space, cfg.score_eps))
+        score = L.score_loss(phi_t, alpha, **space) + L.score_loss(phi_cyc, s, **space)
         rec = L.l1(x, x_rec) + L.l1(x, x_cyc)
         logits_t = R(x, x_t)
         con = (L.concept_loss(logits_t, k) + L.concept_loss(R(x_t, x_cyc), k)
@@ -279,8 +279,8 @@ def train_counterfactual(
 
         with torch.no_grad():
             row = {"d_loss": d_loss.item(), "g_gan": g_gan.item(), "score": score.item(),
-                   "score_excess": (L.score_loss_excess(phi_t, alpha, cfg.score_space, cfg.score_eps)
-                                   + L.score_loss_excess(phi_cyc, s, cfg.score_space, cfg.score_eps)).item(),
+                   "score_excess": (L.score_loss_excess(phi_t, alpha, **space)
+                                    + L.score_loss_excess(phi_cyc, s, **space)).item(),
                    "rec": rec.item(), "con": con.item(),
                    "r_acc": (logits_t.argmax(1) == k).float().mean().item(), "total": total.item()}
         for key, value in row.items():

@@ -80,12 +80,30 @@ def add_strokes(images: torch.Tensor, share: float, gen: torch.Generator) -> tor
     out = images.clone()
     n, _, h, w = images.shape
     picked = torch.nonzero(torch.rand(n, generator=gen) < share).flatten().tolist()
-    color = images.amax(dim=(2, 3))
     for i in picked:
         long, thin = int(torch.randint(4, 9, (1,), generator=gen)), int(torch.randint(1, 3, (1,), generator=gen))
         bh, bw = (long, thin) if torch.rand(1, generator=gen) < 0.5 else (thin, long)
         top, left = int(torch.randint(0, h - bh + 1, (1,), generator=gen)), int(torch.randint(0, w - bw + 1, (1,), generator=gen))
-        out[i, :, top : top + bh, left : left + bw] = color[i][:, None, None]
+        out[i : i + 1] = paste_patch(out[i : i + 1], top, left, bh, bw)
+    return out
+
+
+def paste_patch(images: torch.Tensor, top: int, left: int, height: int, width: int,
+                color: tuple[float, ...] | None = None) -> torch.Tensor:
+    """A copy of ``images`` (N, C, H, W) with a solid patch at (top, left) of the given size, in
+    ``color`` (one value per channel), or, when None, in each image's brightest value per channel
+    (the stroke's colour on a dark background)."""
+    n, c, h, w = images.shape
+    if not (0 <= top and top + height <= h and 0 <= left and left + width <= w and height > 0 and width > 0):
+        raise ValueError(f"a {height}×{width} patch at ({top}, {left}) does not fit into {h}×{w} images")
+    if color is None:
+        fill = images.amax(dim=(2, 3))
+    else:
+        if len(color) != c:
+            raise ValueError(f"color needs one value per channel ({c}), got {len(color)}")
+        fill = torch.tensor(color, dtype=images.dtype).expand(n, c)
+    out = images.clone()
+    out[:, :, top : top + height, left : left + width] = fill[:, :, None, None]
     return out
 
 

@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import torch
 
+from ..data.outliers import paste_patch
 from ..detectors.detector import BaseDetector
 
 
@@ -35,25 +36,6 @@ class PatchProbe:
     def flipped(self) -> float:
         """How much the patch raised the share of images that φ finds normal."""
         return self.normal_share_after - self.normal_share_before
-
-
-def paste_patch(images: torch.Tensor, top: int, left: int, height: int, width: int,
-                color: tuple[float, ...] | None = None) -> torch.Tensor:
-    """A copy of ``images`` (N, C, H, W) with a solid patch at (top, left) of the given size, in
-    ``color`` (one value per channel), or, when None, in each image's brightest value per channel
-    (the stroke's colour on a dark background)."""
-    n, c, h, w = images.shape
-    if not (0 <= top and top + height <= h and 0 <= left and left + width <= w and height > 0 and width > 0):
-        raise ValueError(f"a {height}×{width} patch at ({top}, {left}) does not fit into {h}×{w} images")
-    if color is None:
-        fill = images.amax(dim=(2, 3))
-    else:
-        if len(color) != c:
-            raise ValueError(f"color needs one value per channel ({c}), got {len(color)}")
-        fill = torch.tensor(color, dtype=images.dtype).expand(n, c)
-    out = images.clone()
-    out[:, :, top : top + height, left : left + width] = fill[:, :, None, None]
-    return out
 
 
 @torch.no_grad()

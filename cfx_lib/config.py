@@ -85,7 +85,7 @@ class Profile:
     detector_epochs: dict[int, int]
     detector_milestones: tuple[float, ...]
     counterfactual: dict[int, dict[str, Any]] = field(default_factory=dict)
-    oracle_epochs: int = 6
+    oracle_epochs: int = 30  # = cfx_lib.metrics.oracle.ORACLE_EPOCHS (tested), kept here so config imports no torch
     retrain_max_added: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 

@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from .auroc import auroc
+from .oracle import MIN_CONFIDENCE
 
 
 def normality_auroc(normal_scores: torch.Tensor, cf_scores: torch.Tensor) -> float:
@@ -22,11 +23,6 @@ def normality_auroc(normal_scores: torch.Tensor, cf_scores: torch.Tensor) -> flo
     0.5 = the detector finds the counterfactuals as normal as real normal data; 1 = all more
     anomalous."""
     return auroc(normal_scores.flatten(), cf_scores.flatten())
-
-
-#: an oracle reading counts only at this softmax probability or above: a blob that looks like no
-#: digit must not count as a "1" because the digit head's argmax happens to say so
-MIN_CONFIDENCE = 0.8
 
 
 def oracle_normal_share(oracle, setup: Any, images: torch.Tensor, min_confidence: float = MIN_CONFIDENCE) -> float:

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import torch
 
-from .counterfactual import MIN_CONFIDENCE
+from .oracle import MIN_CONFIDENCE
 
 
 def changed_factors(oracle, images: torch.Tensor, counterfactuals: torch.Tensor,

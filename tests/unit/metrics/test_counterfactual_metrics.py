@@ -7,7 +7,7 @@ from cfx_lib.data.colored_mnist import COLOR_NAMES, PALETTE, ColoredMNISTSetup
 from cfx_lib.data.registry import make_setup
 from cfx_lib.metrics import (
     FactorOracle, concept_accuracy, counterfactual_metrics, load_or_train_oracle, normality_auroc,
-    oracle_normal_share, train_oracle,
+    oracle_accuracy, oracle_normal_share, train_oracle,
 )
 
 
@@ -103,10 +103,14 @@ def test_oracle_learns_a_factor_caches_and_refuses_low_confidence(tmp_path):
     train, test = colour_dataset(300, 0), colour_dataset(100, 1)
     report = train_oracle(train, test, epochs=10, seed=0, device="cpu", progress=False)
     assert report.accuracy["color"] > 0.95
+    assert report.confident["color"] <= report.accuracy["color"]
+    # a reading below the confidence asked for counts as wrong
+    assert oracle_accuracy(report.oracle, test, min_confidence=1.01) == {"color": 0.0}
     path = tmp_path / "oracle.pt"
     first = load_or_train_oracle(path, train, test, epochs=3, seed=0, device="cpu", progress=False)
     again = load_or_train_oracle(path, train, test, epochs=3, seed=0, device="cpu", progress=False)
     assert again.train_seconds == 0.0 and again.accuracy == first.accuracy  # loaded, not retrained
+    assert again.confident == first.confident and set(first.confident) == {"color"}
     x = test.images[:5]
     assert torch.equal(first.oracle.predict(x)["color"], again.oracle.predict(x)["color"])
     assert (first.oracle.predict(x, min_confidence=1.01)["color"] == -1).all()
@@ -121,3 +125,10 @@ def test_oracle_needs_factors():
         train_oracle(data, epochs=1, progress=False)
     with pytest.raises(ValueError, match="at least one factor"):
         FactorOracle((3, 28, 28), {})
+
+
+def test_profiles_train_oracles_for_the_oracle_default():
+    from cfx_lib.config import PROFILES
+    from cfx_lib.metrics.oracle import ORACLE_EPOCHS
+
+    assert PROFILES["quick"].oracle_epochs == PROFILES["paper"].oracle_epochs == ORACLE_EPOCHS

@@ -85,7 +85,7 @@ class Profile:
     detector_epochs: dict[int, int]
     detector_milestones: tuple[float, ...]
     counterfactual: dict[int, dict[str, Any]] = field(default_factory=dict)
-    oracle_epochs: int = 30  # = cfx_lib.metrics.oracle.ORACLE_EPOCHS (tested), kept here so config imports no torch
+    oracle_epochs: int = 20  # = cfx_lib.metrics.oracle.ORACLE_EPOCHS (tested), kept here so config imports no torch
     retrain_max_added: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -151,11 +151,12 @@ _SMOKE_CF = dict(g_widths=(8, 16), g_res_blocks=1, d_widths=(8, 16, 16), r_width
 # (0.69 for its concept that recolours to cyan) instead of 0.002 with the paper's BCE on probabilities.
 # Iterations: benchmarks/bench_cf_curve.py (session 6, the session-5 BCE-OE detector, 30-epoch oracle)
 # measured oracle-normal 0.16, 0.42, 0.52, 0.62 and normality AuROC 0.84, 0.63, 0.59, 0.49 after 300,
-# 600, 900 and 1,200 iterations (3.3, 7.0, 10.2, 13.3 min, partly shared CPU; 1.6 it/s alone), so 28×28
-# trains 900 iterations, the most that fit issue 4's 10 minutes. Batch 16 for 1,200 iterations (same
-# compute as 32 × 600) gave oracle-normal 0.21. 32×32 (signs) keeps 600: 900 would take 15 minutes
+# 600, 900 and 1,200 iterations (3.3, 7.0, 10.2, 13.3 min, partly shared CPU; 1.6 it/s alone). 900 would
+# fit issue 4's 10 minutes but cost the whole profile about 15 minutes over its hour (issue 6), so the
+# profile keeps 600 and notebook 03 takes CF_OPTIONS={"iterations": 900} for the better figure. Batch 16
+# for 1,200 iterations (the compute of 32 × 600) gave oracle-normal 0.21
 _QUICK_CF = dict(g_widths=(32, 64), g_res_blocks=1, d_widths=(32, 64, 64), r_widths=(32, 64), batch_size=32,
-                 iterations=900, sample_every=100, checkpoint_every=50, weights={"gan": 5.0, "rec": 10.0},
+                 iterations=600, sample_every=100, checkpoint_every=50, weights={"gan": 5.0, "rec": 10.0},
                  score_noise=0.05, score_shift=2, score_space="logit")
 
 PROFILES: dict[str, Profile] = {
@@ -166,7 +167,7 @@ PROFILES: dict[str, Profile] = {
     # the offline default on a 2-core CPU (minutes)
     "quick": Profile("quick", max_train=None, max_test=None, signs_train=6000, signs_test=2000, n_oe=6000,
                      offline_oe=True, detector_epochs={28: 60, 32: 12}, detector_milestones=(0.5, 0.75),
-                     counterfactual={28: _QUICK_CF, 32: _QUICK_CF | {"iterations": 600}},
+                     counterfactual={28: _QUICK_CF, 32: _QUICK_CF},
                      # each added image lengthens both retrainings' epochs: on signs (3,006 normal
                      # images) all of them cost 6.5 of the profile's minutes, 1,000 cost about 4
                      retrain_max_added=1000),

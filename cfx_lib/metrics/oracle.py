@@ -28,8 +28,9 @@ MIN_CONFIDENCE = 0.8
 
 #: training epochs of an oracle. On the 4,000 offline colored_mnist training digits the digit head
 #: reaches 0.937 held-out accuracy after 6 epochs but is confident (≥ MIN_CONFIDENCE) on only 71% of
-#: real test digits; after 20 epochs 0.974 and 94%, after 40 epochs 0.974 and 97% (session 6)
-ORACLE_EPOCHS = 30
+#: real test digits; after 20 epochs 0.974 and 94%, after 40 epochs 0.974 and 97% (session 6;
+#: 20 costs 48 s there, 40 costs 89 s)
+ORACLE_EPOCHS = 20
 
 
 class FactorOracle(nn.Module):

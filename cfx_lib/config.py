@@ -152,7 +152,7 @@ _SMOKE_CF = dict(g_widths=(8, 16), g_res_blocks=1, d_widths=(8, 16, 16), r_width
 # Iterations: benchmarks/bench_cf_curve.py (session 6, the session-5 BCE-OE detector, 30-epoch oracle)
 # measured oracle-normal 0.16, 0.42, 0.52, 0.62 and normality AuROC 0.84, 0.63, 0.59, 0.49 after 300,
 # 600, 900 and 1,200 iterations (3.3, 7.0, 10.2, 13.3 min, partly shared CPU; 1.6 it/s alone). 900 would
-# fit issue 4's 10 minutes but cost the whole profile about 15 minutes over its hour (issue 6), so the
+# fit issue 4's 10 minutes but cost the whole profile about 10 minutes past its hour (issue 6), so the
 # profile keeps 600 and notebook 03 takes CF_OPTIONS={"iterations": 900} for the better figure. Batch 16
 # for 1,200 iterations (the compute of 32 × 600) gave oracle-normal 0.21
 _QUICK_CF = dict(g_widths=(32, 64), g_res_blocks=1, d_widths=(32, 64, 64), r_widths=(32, 64), batch_size=32,

@@ -25,7 +25,7 @@ from pathlib import Path
 import matplotlib.pyplot as plt
 
 from cfx_lib.config import get_profile
-from cfx_lib.counterfactual import Explainer, train_counterfactual
+from cfx_lib.counterfactual import Explainer, calibrate_score_eps, train_counterfactual
 from cfx_lib.data import load_dataset
 from cfx_lib.data.registry import make_setup
 from cfx_lib.io import write_json
@@ -72,6 +72,7 @@ normal_scores = detector.score_images(test.normal.images)
 rows = []
 for iterations in args.iterations:
     cfg = profile.counterfactual_config(size, seed=args.seed, **{**args.options, "iterations": iterations})
+    cfg = calibrate_score_eps(cfg, detector, train.normal.images)
     result = train_counterfactual(cfg, detector, train.images, out_dir=out, progress=True)
     explainer = Explainer(detector, result.generator, cfg, concept_classifier=result.models.concept_classifier)
     explanation = explainer.explain(anomalies)

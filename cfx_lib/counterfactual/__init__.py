@@ -7,10 +7,13 @@ from .explain import (
     DEFAULT_THRESHOLD, Explainer, Explanation, Traversal, as_batch, explain, generate, load_explainer, traverse,
 )
 from .models import ConceptClassifier, Discriminator, Generator
-from .trainer import CounterfactualModels, CounterfactualTrainResult, counterfactual_grid, train_counterfactual
+from .trainer import (
+    CounterfactualModels, CounterfactualTrainResult, calibrate_score_eps, counterfactual_grid, train_counterfactual,
+)
 
 __all__ = [
     "CounterfactualConfig", "LossWeights", "DEFAULT_THRESHOLD", "Explainer", "Explanation", "Traversal", "as_batch",
     "explain", "generate", "load_explainer", "traverse", "ConceptClassifier", "Discriminator", "Generator",
-    "CounterfactualModels", "CounterfactualTrainResult", "counterfactual_grid", "train_counterfactual",
+    "CounterfactualModels", "CounterfactualTrainResult", "calibrate_score_eps", "counterfactual_grid",
+    "train_counterfactual",
 ]

@@ -10,7 +10,14 @@ import dataclasses
 from dataclasses import dataclass, field
 from typing import Any
 
-from .losses import SCORE_SPACES
+from .losses import DEFAULT_SCORE_EPS, SCORE_SPACES
+
+#: ``score_eps`` value that takes the clip from the detector's scores of normal training images.
+AUTO = "auto"
+#: ``score_eps="auto"`` resolves to at least ``DEFAULT_SCORE_EPS`` and at most this: a detector whose
+#: typical normal image scores higher than this is barely a detector, and α = 0 should still ask for
+#: a clearly low score.
+MAX_AUTO_SCORE_EPS = 0.25
 
 
 @dataclass(frozen=True)
@@ -64,6 +71,11 @@ class CounterfactualConfig:
             A detector trained with OE scores normal images near 0.0005 and half-normal ones
             near 0.03, a difference that BCE hardly sees; in logit space α = 0 asks for the former.
         score_eps: the clip of the logit space: α = 0 asks for a score of at most ``score_eps``.
+            ``"auto"``: the median score φ gives the normal training images (within
+            [``DEFAULT_SCORE_EPS``, ``MAX_AUTO_SCORE_EPS``]), so that α = 0 asks for "as normal as
+            typical normal data" whatever the detector's scale; resolve it with
+            :func:`~cfx_lib.counterfactual.calibrate_score_eps` before training. A detector trained
+            with OE scores normal images near 0.0005 (the clip stays 0.001), DSVDD near 0.05.
         sample_every / checkpoint_every: iterations between sample grids / checkpoints.
         n_samples: anomalies shown in the sample grids.
         seed, device: as everywhere.
@@ -86,7 +98,7 @@ class CounterfactualConfig:
     score_noise: float = 0.0
     score_shift: int = 0
     score_space: str = "probability"
-    score_eps: float = 1e-3
+    score_eps: float | str = DEFAULT_SCORE_EPS
     sample_every: int = 500
     checkpoint_every: int = 250
     n_samples: int = 8
@@ -118,8 +130,9 @@ class CounterfactualConfig:
                              f"{self.score_noise!r}, {self.score_shift!r}")
         if self.score_space not in SCORE_SPACES:
             raise ValueError(f"score_space must be one of {list(SCORE_SPACES)}, got {self.score_space!r}")
-        if not isinstance(self.score_eps, (int, float)) or not 0 < self.score_eps < 0.5:
-            raise ValueError(f"score_eps must be a number in (0, 0.5), got {self.score_eps!r}")
+        if self.score_eps != AUTO and (not isinstance(self.score_eps, (int, float)) or isinstance(self.score_eps, bool)
+                                       or not 0 < self.score_eps < 0.5):
+            raise ValueError(f"score_eps must be a number in (0, 0.5) or {AUTO!r}, got {self.score_eps!r}")
         if not (self.lr_g > 0 and self.lr_d > 0):
             raise ValueError("lr_g and lr_d must be > 0")
         if not isinstance(self.seed, int) or self.seed < 0:
@@ -153,7 +166,30 @@ class CounterfactualConfig:
     @property
     def alpha_logit_eps(self) -> float | None:
         """The clip with which G and D embed α in logit space, or None (probability space)."""
-        return self.score_eps if self.score_space == "logit" else None
+        if self.score_space != "logit":
+            return None
+        self.check_resolved()
+        return float(self.score_eps)
+
+    def check_resolved(self) -> None:
+        """Raise a ValueError while ``score_eps`` is still ``"auto"`` (it needs the detector's scores)."""
+        if self.score_eps == AUTO:
+            raise ValueError('score_eps="auto" is resolved from the detector\'s scores of normal training images: '
+                             "call cfx_lib.counterfactual.calibrate_score_eps(cfg, detector, normal_images) first")
+
+    def with_normal_scores(self, normal_scores: Any) -> "CounterfactualConfig":
+        """Resolve ``score_eps="auto"`` to the median of ``normal_scores`` (φ's scores of the normal
+        training images), clamped to [``DEFAULT_SCORE_EPS``, ``MAX_AUTO_SCORE_EPS``]; any other
+        configuration is returned unchanged."""
+        if self.score_eps != AUTO:
+            return self
+        import torch
+
+        scores = torch.as_tensor(normal_scores, dtype=torch.float64).flatten()
+        if scores.numel() == 0 or not torch.isfinite(scores).all():
+            raise ValueError("score_eps='auto' needs finite scores of at least one normal image")
+        median = float(scores.quantile(0.5))
+        return self.replace(score_eps=min(max(median, DEFAULT_SCORE_EPS), MAX_AUTO_SCORE_EPS))
 
     def architecture(self) -> dict[str, Any]:
         """The fields that decide the networks' shapes (what a checkpoint must match)."""

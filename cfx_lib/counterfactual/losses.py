@@ -18,6 +18,8 @@ import torch
 import torch.nn.functional as F
 
 EPS = 1e-6
+#: The default clip of the logit score space (``CounterfactualConfig.score_eps``).
+DEFAULT_SCORE_EPS = 1e-3
 
 
 def d_hinge(real_logits: torch.Tensor, fake_logits: torch.Tensor) -> torch.Tensor:
@@ -45,7 +47,7 @@ def logit_bound(eps: float) -> float:
 
 
 def score_loss(score_logits: torch.Tensor, targets: torch.Tensor, space: str = "probability",
-               eps: float = 1e-3) -> torch.Tensor:
+               eps: float = DEFAULT_SCORE_EPS) -> torch.Tensor:
     """The distance between detector scores, given as logits (see
     :meth:`BaseDetector.score_logits`), and target scores in [0, 1].
 
@@ -70,7 +72,7 @@ def score_loss(score_logits: torch.Tensor, targets: torch.Tensor, space: str = "
 
 
 def score_loss_excess(score_logits: torch.Tensor, targets: torch.Tensor, space: str = "probability",
-                      eps: float = 1e-3) -> torch.Tensor:
+                      eps: float = DEFAULT_SCORE_EPS) -> torch.Tensor:
     """:func:`score_loss` minus its minimum (for ``"probability"`` the targets' entropy): 0 where
     scores equal targets; for logging."""
     if space != "probability":
@@ -80,7 +82,7 @@ def score_loss_excess(score_logits: torch.Tensor, targets: torch.Tensor, space: 
     return score_loss(score_logits, targets) - entropy
 
 
-def sample_alphas(n: int, generator: torch.Generator, space: str = "probability", eps: float = 1e-3) -> torch.Tensor:
+def sample_alphas(n: int, generator: torch.Generator, space: str = "probability", eps: float = DEFAULT_SCORE_EPS) -> torch.Tensor:
     """Target scores α for one batch: uniform in [0, 1] (``"probability"``, the paper's), or
     uniform in logit between logit(eps) and logit(1 − eps) (``"logit"``), which draws scores as
     normal as the normal data (and as anomalous as the anomalies) as often as middling ones."""

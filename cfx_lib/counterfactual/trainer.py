@@ -33,7 +33,7 @@ from ..detectors.trainer import TrainingDiverged
 from ..device import resolve_device, seed_everything
 from ..io import load_torch, save_torch, write_text
 from . import losses as L
-from .config import CounterfactualConfig
+from .config import AUTO, CounterfactualConfig
 from .explain import generate
 from .models import ConceptClassifier, Discriminator, Generator, build_concept_classifier, build_discriminator, build_generator
 
@@ -145,6 +145,18 @@ def _state(models: CounterfactualModels, opt_g, opt_d, cfg: CounterfactualConfig
     }
 
 
+def calibrate_score_eps(cfg: CounterfactualConfig, detector: BaseDetector, normal_images: torch.Tensor,
+                        device: str | torch.device | None = None) -> CounterfactualConfig:
+    """Resolve ``cfg.score_eps="auto"`` from φ's scores of ``normal_images`` (the normal training
+    images): the clip becomes their median, so that α = 0 asks for a score as low as a typical normal
+    image's (see :class:`CounterfactualConfig`). Returns ``cfg`` unchanged when it is not ``"auto"``."""
+    if cfg.score_eps != AUTO:
+        return cfg
+    if normal_images.ndim != 4 or len(normal_images) == 0:
+        raise ValueError(f"score_eps='auto' needs a batch (N, C, H, W) of normal training images, got {tuple(normal_images.shape)}")
+    return cfg.with_normal_scores(detector.score_images(normal_images, device=device))
+
+
 def train_counterfactual(
     cfg: CounterfactualConfig, detector: BaseDetector, images: torch.Tensor, out_dir: str | Path | None = None,
     sample_images: torch.Tensor | None = None, progress: bool = True, resume: bool = True,
@@ -170,6 +182,7 @@ def train_counterfactual(
     """
     from tqdm.auto import tqdm
 
+    cfg.check_resolved()
     shape = tuple(detector.image_shape)
     if images.ndim != 4 or tuple(images.shape[1:]) != shape:
         raise ValueError(f"training images must be (N, {', '.join(map(str, shape))}) like the detector's input, "

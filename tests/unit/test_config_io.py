@@ -92,6 +92,7 @@ def test_profiles_give_counterfactual_configs_per_image_size():
     quick = get_profile("quick")
     cfg = quick.counterfactual_config(28, seed=3, weights={"con": 2.0})
     assert cfg.g_widths == (32, 64) and cfg.seed == 3 and cfg.weights.con == 2.0 and cfg.weights.rec == 10.0
+    assert cfg.score_eps == "auto"  # resolved from the detector's normal scores before training
     import dataclasses
 
     per_size = dataclasses.replace(quick, counterfactual={28: {"iterations": 5}, 32: {"iterations": 7}})

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 from cfx_lib.counterfactual import (
-    ConceptClassifier, CounterfactualConfig, Discriminator, Explainer, Generator, explain, load_explainer,
-    train_counterfactual, traverse,
+    ConceptClassifier, CounterfactualConfig, Discriminator, Explainer, Generator, calibrate_score_eps, explain,
+    load_explainer, train_counterfactual, traverse,
 )
 from cfx_lib.counterfactual import losses as L
 from cfx_lib.counterfactual.explain import as_batch
@@ -306,6 +306,37 @@ def test_logit_space_config_trains_and_round_trips(tmp_path, toy_data):
     assert loaded.generator.embed.logit_eps == 1e-2
     x = toy_data[:3]
     assert torch.allclose(loaded.explain(x).counterfactuals, explain(det, result.generator, x).counterfactuals, atol=1e-6)
+
+
+def test_auto_score_clip_is_the_median_normal_score_within_bounds():
+    auto = CounterfactualConfig(**TINY, iterations=2, device="cpu", score_space="logit", score_eps="auto")
+    with pytest.raises(ValueError, match="score_eps"):
+        CounterfactualConfig(score_eps="median")
+    with pytest.raises(ValueError, match="calibrate_score_eps"):
+        auto.alpha_logit_eps
+    assert auto.with_normal_scores(torch.tensor([0.04, 0.05, 0.9])).score_eps == pytest.approx(0.05)
+    # a detector trained with OE scores normal images below the default clip: it stays the default
+    assert auto.with_normal_scores(torch.full((5,), 1e-4)).score_eps == L.DEFAULT_SCORE_EPS
+    assert auto.with_normal_scores(torch.full((5,), 0.7)).score_eps == 0.25  # MAX_AUTO_SCORE_EPS
+    fixed = auto.replace(score_eps=0.01)
+    assert fixed.with_normal_scores(torch.tensor([0.2])) is fixed
+    with pytest.raises(ValueError, match="finite"):
+        auto.with_normal_scores(torch.tensor([float("nan")]))
+    assert CounterfactualConfig.from_dict(auto.to_dict()) == auto
+
+
+def test_training_refuses_an_unresolved_auto_clip_and_calibration_resolves_it(toy_data):
+    det = _toy_detector()  # φ = mean red brightness
+    auto = CounterfactualConfig(**TINY, iterations=1, device="cpu", score_space="logit", score_eps="auto")
+    with pytest.raises(ValueError, match="calibrate_score_eps"):
+        train_counterfactual(auto, det, toy_data, progress=False)
+    normal = torch.zeros(6, 3, 28, 28)
+    normal[:, 0] = torch.tensor([0.02, 0.03, 0.04, 0.05, 0.06, 0.07])[:, None, None]
+    cfg = calibrate_score_eps(auto, det, normal)
+    assert cfg.score_eps == pytest.approx(0.045) and cfg.alpha_logit_eps == pytest.approx(0.045)
+    assert train_counterfactual(cfg, det, toy_data, progress=False).generator.embed.logit_eps == pytest.approx(0.045)
+    with pytest.raises(ValueError, match="normal training images"):
+        calibrate_score_eps(auto, det, normal[0])
 
 
 def test_checkpoints_from_before_the_score_space_option_resume(tmp_path, toy_data):

@@ -10,7 +10,8 @@ detector.pt``; trained first into ``--out`` if missing, as notebook 03 would) wi
 first iteration count, measures, then resumes training to the next (the trainer resumes from its
 checkpoint, so the curve costs one training of the largest count). The oracle is the cached one
 of notebook 03. ``--options`` overrides fields of the profile's generator configuration (as notebook
-03's ``CF_OPTIONS``, ``weights`` may be partial), to compare settings by the same curve. Writes
+03's ``CF_OPTIONS``, ``weights`` may be partial), to compare settings by the same curve; ``{"seed": 1}``
+there reseeds the generator alone, while ``--seed`` also redraws the data and the detector. Writes
 ``<results-root>/benchmarks/cf-curve-<profile>-<run>[-<tag>].json`` and ``.png``.
 Minutes are training time only (no checkpoints, samples or evaluation); on a shared machine they
 stretch, so the JSON gives the iterations too.
@@ -71,7 +72,7 @@ normal_scores = detector.score_images(test.normal.images)
 
 rows = []
 for iterations in args.iterations:
-    cfg = profile.counterfactual_config(size, seed=args.seed, **{**args.options, "iterations": iterations})
+    cfg = profile.counterfactual_config(size, **{"seed": args.seed, **args.options, "iterations": iterations})
     cfg = calibrate_score_eps(cfg, detector, train.normal.images)
     result = train_counterfactual(cfg, detector, train.images, out_dir=out, progress=True)
     explainer = Explainer(detector, result.generator, cfg, concept_classifier=result.models.concept_classifier)

@@ -157,8 +157,10 @@ _SMOKE_CF = dict(g_widths=(8, 16), g_res_blocks=1, d_widths=(8, 16, 16), r_width
 # profile keeps 600 and notebook 03 takes CF_OPTIONS={"iterations": 900} for the better figure. Batch 16
 # for 1,200 iterations (the compute of 32 × 600) gave oracle-normal 0.21 and a multicoloured shortcut.
 # score_eps "auto" (session 7): the clip is the median score of normal training images, 0.047 for
-# DSVDD (oracle-normal 0.49 instead of 0.33, normality AuROC 0.90 instead of 0.97 after 600
-# iterations); BCE-OE's normal images score 0.0005, below the floor of 0.001, so it keeps 0.001.
+# DSVDD (median φ of its counterfactuals 0.48 instead of 0.74, normality AuROC 0.90 instead of 0.97,
+# oracle-normal 0.36-0.49 instead of 0.33 after 600 iterations); HSC-OE's 0.0018 costs it a little in
+# two generator seeds (README, "Seed noise"); BCE-OE's normal images score 0.0005, below the floor of
+# 0.001, so it keeps 0.001.
 _QUICK_CF = dict(g_widths=(32, 64), g_res_blocks=1, d_widths=(32, 64, 64), r_widths=(32, 64), batch_size=32,
                  iterations=600, sample_every=100, checkpoint_every=50, weights={"gan": 5.0, "rec": 10.0},
                  score_noise=0.05, score_shift=2, score_space="logit", score_eps="auto")

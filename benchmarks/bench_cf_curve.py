@@ -70,10 +70,12 @@ setup = make_setup(args.dataset)
 anomalies = test.anomalous.images
 normal_scores = detector.score_images(test.normal.images)
 
+# the score clip is resolved once: it depends on the detector, not on the iteration count
+base_cfg = calibrate_score_eps(profile.counterfactual_config(size, **{"seed": args.seed, **args.options}), detector,
+                               train.normal.images)
 rows = []
 for iterations in args.iterations:
-    cfg = profile.counterfactual_config(size, **{"seed": args.seed, **args.options, "iterations": iterations})
-    cfg = calibrate_score_eps(cfg, detector, train.normal.images)
+    cfg = base_cfg.replace(iterations=iterations)
     result = train_counterfactual(cfg, detector, train.images, out_dir=out, progress=True)
     explainer = Explainer(detector, result.generator, cfg, concept_classifier=result.models.concept_classifier)
     explanation = explainer.explain(anomalies)

@@ -185,3 +185,39 @@ def test_smoke_profile_end_to_end(tmp_path):
     assert len(summary) == len(steps) and "retrain_auroc" in summary.columns
     again = reproduce("smoke", results_root=results)
     assert {s.status for s in again} == {"skipped"}
+
+
+def test_tables_step_reruns_when_a_run_is_added(tmp_path):
+    """Notebook 04 has no per-run parameters: adding a seed's counterfactual run (or rerunning one)
+    must change its key, or the tables would keep the runs of the first invocation."""
+    grid = Grid([{"dataset": "signs", "normal": {}}], ["bce"], [0])
+
+    def tables_key():
+        (tables,) = plan("smoke", grid, tmp_path)[3]
+        assert tables.notebook == "04_quantitative"
+        return tables.key
+
+    empty = tables_key()
+    data_key = plan("smoke", grid, tmp_path)[0][0].key
+    run = tmp_path / "smoke" / "runs" / "signs-default-bce-s1" / "03_counterfactual"
+    run.mkdir(parents=True)
+    (run / "metrics.json").write_text(json.dumps({"oracle_normal": 0.3}))
+    one = tables_key()
+    assert one != empty
+    assert tables_key() == one  # nothing changed: the step stays done
+    (run / "metrics.json").write_text(json.dumps({"oracle_normal": 0.4}))
+    assert tables_key() != one
+    (run / "figure.png").write_text("not read by the tables")
+    two = tables_key()
+    (run / "figure.png").write_text("changed")
+    assert tables_key() == two
+    assert plan("smoke", grid, tmp_path)[0][0].key == data_key  # per-run steps do not read the others' outputs
+
+
+def test_shipped_grids_load():
+    from cfx_lib.paths import find_repo_root
+
+    paths = sorted((find_repo_root() / "configs").glob("*.json"))
+    assert {p.stem for p in paths} >= {"smoke", "quick", "quick_seeds", "paper"}
+    for path in paths:
+        Grid.load(path)

@@ -76,6 +76,11 @@ class CounterfactualConfig:
             typical normal data" whatever the detector's scale; resolve it with
             :func:`~cfx_lib.counterfactual.calibrate_score_eps` before training. A detector trained
             with OE scores normal images near 0.0005 (the clip stays 0.001), DSVDD near 0.05.
+        score_eps_quantile: which quantile of the normal scores ``"auto"`` takes (0.5, the
+            median, by default). A normal set made of several kinds of images (a digit in any
+            colour ∪ any digit in one colour) can score one kind lower than the other; at the
+            median α = 0 then asks for a score that only the dominant kind reaches, and a higher
+            quantile asks for one that most normal images of every kind reach.
         sample_every / checkpoint_every: iterations between sample grids / checkpoints.
         n_samples: anomalies shown in the sample grids.
         seed, device: as everywhere.
@@ -99,6 +104,7 @@ class CounterfactualConfig:
     score_shift: int = 0
     score_space: str = "probability"
     score_eps: float | str = DEFAULT_SCORE_EPS
+    score_eps_quantile: float = 0.5
     sample_every: int = 500
     checkpoint_every: int = 250
     n_samples: int = 8
@@ -133,6 +139,9 @@ class CounterfactualConfig:
         if self.score_eps != AUTO and (not isinstance(self.score_eps, (int, float)) or isinstance(self.score_eps, bool)
                                        or not 0 < self.score_eps < 0.5):
             raise ValueError(f"score_eps must be a number in (0, 0.5) or {AUTO!r}, got {self.score_eps!r}")
+        if (not isinstance(self.score_eps_quantile, (int, float)) or isinstance(self.score_eps_quantile, bool)
+                or not 0 < self.score_eps_quantile < 1):
+            raise ValueError(f"score_eps_quantile must be a number in (0, 1), got {self.score_eps_quantile!r}")
         if not (self.lr_g > 0 and self.lr_d > 0):
             raise ValueError("lr_g and lr_d must be > 0")
         if not isinstance(self.seed, int) or self.seed < 0:
@@ -178,9 +187,9 @@ class CounterfactualConfig:
                              "call cfx_lib.counterfactual.calibrate_score_eps(cfg, detector, normal_images) first")
 
     def with_normal_scores(self, normal_scores: Any) -> "CounterfactualConfig":
-        """Resolve ``score_eps="auto"`` to the median of ``normal_scores`` (φ's scores of the normal
-        training images), clamped to [``DEFAULT_SCORE_EPS``, ``MAX_AUTO_SCORE_EPS``]; any other
-        configuration is returned unchanged."""
+        """Resolve ``score_eps="auto"`` to the ``score_eps_quantile`` quantile (by default the median)
+        of ``normal_scores`` (φ's scores of the normal training images), clamped to
+        [``DEFAULT_SCORE_EPS``, ``MAX_AUTO_SCORE_EPS``]; any other configuration is returned unchanged."""
         if self.score_eps != AUTO:
             return self
         import torch
@@ -188,8 +197,8 @@ class CounterfactualConfig:
         scores = torch.as_tensor(normal_scores, dtype=torch.float64).flatten()
         if scores.numel() == 0 or not torch.isfinite(scores).all():
             raise ValueError("score_eps='auto' needs finite scores of at least one normal image")
-        median = float(scores.quantile(0.5))
-        return self.replace(score_eps=min(max(median, DEFAULT_SCORE_EPS), MAX_AUTO_SCORE_EPS))
+        clip = float(scores.quantile(self.score_eps_quantile))
+        return self.replace(score_eps=min(max(clip, DEFAULT_SCORE_EPS), MAX_AUTO_SCORE_EPS))
 
     def architecture(self) -> dict[str, Any]:
         """The fields that decide the networks' shapes (what a checkpoint must match)."""

@@ -148,8 +148,9 @@ def _state(models: CounterfactualModels, opt_g, opt_d, cfg: CounterfactualConfig
 def calibrate_score_eps(cfg: CounterfactualConfig, detector: BaseDetector, normal_images: torch.Tensor,
                         device: str | torch.device | None = None) -> CounterfactualConfig:
     """Resolve ``cfg.score_eps="auto"`` from φ's scores of ``normal_images`` (the normal training
-    images): the clip becomes their median, so that α = 0 asks for a score as low as a typical normal
-    image's (see :class:`CounterfactualConfig`). Returns ``cfg`` unchanged when it is not ``"auto"``."""
+    images): the clip becomes their ``cfg.score_eps_quantile`` quantile (the median by default), so that
+    α = 0 asks for a score as low as a typical normal image's (see :class:`CounterfactualConfig`).
+    Returns ``cfg`` unchanged when it is not ``"auto"``."""
     if cfg.score_eps != AUTO:
         return cfg
     if normal_images.ndim != 4 or len(normal_images) == 0:

@@ -323,6 +323,13 @@ def test_auto_score_clip_is_the_median_normal_score_within_bounds():
     with pytest.raises(ValueError, match="finite"):
         auto.with_normal_scores(torch.tensor([float("nan")]))
     assert CounterfactualConfig.from_dict(auto.to_dict()) == auto
+    # another quantile: the upper quartile of 0.01 .. 0.05
+    q75 = auto.replace(score_eps_quantile=0.75)
+    assert q75.with_normal_scores(torch.tensor([0.01, 0.02, 0.03, 0.04, 0.05])).score_eps == pytest.approx(0.04)
+    assert CounterfactualConfig.from_dict(q75.to_dict()) == q75
+    for bad in (0, 1, 1.5, "0.9", True):
+        with pytest.raises(ValueError, match="score_eps_quantile"):
+            auto.replace(score_eps_quantile=bad)
 
 
 def test_training_refuses_an_unresolved_auto_clip_and_calibration_resolves_it(toy_data):

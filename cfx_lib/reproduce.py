@@ -46,11 +46,6 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
 ]
 #: stages that run only for the (dataset, detector) pairs of the grid's ``counterfactuals``
 CF_STAGES = ("03_counterfactual", "05_qualitative")
-#: what a profile-level notebook reads, as globs under ``results/<profile>``: its step reruns when
-#: these files change, e.g. when a run of another seed adds its ``metrics.json`` to the tables
-PROFILE_INPUTS: dict[str, tuple[str, ...]] = {
-    "04_quantitative": ("runs/*/03_counterfactual/metrics.json", "runs/*/03_counterfactual/params.json"),
-}
 DONE_MARK = ".step-hash"
 
 
@@ -148,6 +143,17 @@ def profile_fingerprint(profile: str) -> str:
     return hashlib.sha1(json.dumps(settings, sort_keys=True, default=str).encode()).hexdigest()
 
 
+def profile_inputs(notebook: str) -> tuple[str, ...]:
+    """What a profile-level notebook reads from other steps, as globs under ``results/<profile>``
+    (none for the per-run notebooks): its step reruns when these files change, e.g. when a run of
+    another seed adds its ``metrics.json`` to the tables."""
+    if notebook != "04_quantitative":
+        return ()
+    from .metrics.tables import run_files  # the globs notebook 04's collect_runs reads
+
+    return run_files()
+
+
 def inputs_fingerprint(root: Path, patterns: tuple[str, ...]) -> str:
     """A hash of the names and contents of the files under ``root`` that match ``patterns``: the
     inputs of a profile-level notebook, which change when runs are added or rerun although its
@@ -172,15 +178,16 @@ class Step:
     @property
     def key(self) -> str:
         """A hash of the notebook's code, the step's parameters, the profile's settings and, for a
-        profile-level notebook, the files it reads (:data:`PROFILE_INPUTS`): a step is done when its
+        profile-level notebook, the files it reads (:func:`profile_inputs`): a step is done when its
         outputs carry this key, so changed code, parameters or profile settings rerun it, and new or
         rerun runs rerun the tables (the trainers resume from their checkpoints, so a rerun of a
         trained step does not train again; a checkpoint written under other training settings is
         refused with a message)."""
         content = {"nb": self.notebook, "code": notebook_code(self.notebook),
                    "profile": profile_fingerprint(self.params.get("PROFILE", "")), **self.params}
-        if self.notebook in PROFILE_INPUTS:
-            content["inputs"] = inputs_fingerprint(self.out_dir.parent, PROFILE_INPUTS[self.notebook])
+        inputs = profile_inputs(self.notebook)
+        if inputs:
+            content["inputs"] = inputs_fingerprint(self.out_dir.parent, inputs)
         return hashlib.sha1(json.dumps(content, sort_keys=True).encode()).hexdigest()
 
     @property

@@ -27,11 +27,17 @@ PAPER_FIDN = {
 NOTEBOOK = "03_counterfactual"
 
 
+def run_files(notebook: str = NOTEBOOK) -> tuple[str, str]:
+    """The files :func:`collect_runs` reads, as globs under ``results/<profile>``: each run's
+    ``metrics.json`` and the ``params.json`` beside it."""
+    return f"runs/*/{notebook}/metrics.json", f"runs/*/{notebook}/params.json"
+
+
 def collect_runs(results_root: str | Path, profile: str, notebook: str = NOTEBOOK) -> pd.DataFrame:
     """One row per run of ``notebook`` under ``results/<profile>/runs``: its parameters (dataset,
     normal set, detector, seed) and every metric of its ``metrics.json``."""
     rows = []
-    for metrics_path in sorted(Path(results_root, profile, "runs").glob(f"*/{notebook}/metrics.json")):
+    for metrics_path in sorted(Path(results_root, profile).glob(run_files(notebook)[0])):
         params_path = metrics_path.with_name("params.json")
         params = json.loads(params_path.read_text()) if params_path.is_file() else {}
         row = {"run": metrics_path.parent.parent.name, "profile": profile,

@@ -8,6 +8,8 @@ With s = φ(x), x_t = G(x, α, k), x_cyc = G(x_t, s, k) and x_rec = G(x, s, k):
 - :func:`l1`: the reconstruction and cycle terms.
 - :func:`concept_loss`: sigmoid cross-entropy of R's logits against one-hot(k), or against zeros
   for pairs in which no concept should be visible.
+- :func:`edit_overlap`: how much two edits of the same images point the same way (our addition,
+  not in the paper; ``LossWeights.distinct``).
 """
 
 from __future__ import annotations
@@ -104,3 +106,18 @@ def concept_loss(logits: torch.Tensor, k: torch.Tensor | None) -> torch.Tensor:
     else:
         target = F.one_hot(k.long(), logits.shape[1]).to(logits.dtype)
     return F.binary_cross_entropy_with_logits(logits, target)
+
+
+def edit_overlap(edit_a: torch.Tensor, edit_b: torch.Tensor) -> torch.Tensor:
+    """Mean over images of max(0, cos(edit_a, edit_b)), each edit (B, C, H, W) flattened per image:
+    0 where two edits of the same image are orthogonal or opposed, 1 where they are the same
+    change (up to its strength). An edit that is (nearly) zero counts as orthogonal.
+
+    Used on x_t − x for two concepts of one image (``LossWeights.distinct``), against a failure of
+    the paper's concept loss alone: both concepts make the same change to a given anomaly (e.g.
+    both recolour it) and differ only in details that R still tells apart.
+    """
+    if edit_a.shape != edit_b.shape:
+        raise ValueError(f"edits must have the same shape, got {tuple(edit_a.shape)} and {tuple(edit_b.shape)}")
+    cos = F.cosine_similarity(edit_a.flatten(1), edit_b.flatten(1), dim=1, eps=1e-8)
+    return cos.clamp(min=0).mean()

@@ -16,7 +16,10 @@ LOSS_PANELS = {
 def cf_loss_curves(history: Sequence[dict], panels: dict[str, str] | None = None):
     """One small panel per loss term of counterfactual training, against iterations."""
     plt = _plt()
-    panels = panels or LOSS_PANELS
+    if panels is None:
+        panels = dict(LOSS_PANELS)
+        if any(h.get("distinct", 0) > 0 for h in history):  # the optional term, shown only when on
+            panels["distinct"] = "edit overlap of two concepts"
     fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.4), squeeze=False)
     its = [h["iteration"] for h in history]
     for ax, (key, title) in zip(axes[0], panels.items()):

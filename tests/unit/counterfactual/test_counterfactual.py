@@ -353,6 +353,63 @@ def test_checkpoints_from_before_the_score_space_option_resume(tmp_path, toy_dat
     state = torch.load(tmp_path / LAST, weights_only=True)
     for key in ("score_space", "score_eps"):  # a checkpoint written before these options existed
         del state["config"][key]
+    del state["config"]["weights"]["distinct"]
+    for row in state["history"]:  # and before the loss history had the distinct column
+        del row["distinct"]
     torch.save(state, tmp_path / LAST)
     assert train_counterfactual(cfg.replace(iterations=4), det, toy_data, out_dir=tmp_path,
                                 progress=False).resumed_iteration == 2
+    rows = (tmp_path / "losses.csv").read_text().splitlines()
+    distinct = rows[0].split(",").index("distinct")
+    assert rows[1].split(",")[distinct] == "nan" and rows[-1].split(",")[distinct] == "0"
+
+
+def test_edit_overlap_is_one_for_the_same_change_and_zero_for_different_ones():
+    gen = torch.Generator().manual_seed(0)
+    edit = torch.randn(4, 3, 8, 8, generator=gen)
+    assert L.edit_overlap(edit, edit) == pytest.approx(1.0, abs=1e-6)
+    assert L.edit_overlap(edit, 0.1 * edit) == pytest.approx(1.0, abs=1e-6)  # the strength does not matter
+    assert L.edit_overlap(edit, -edit) == 0  # opposite changes are different changes
+    assert L.edit_overlap(edit, torch.zeros_like(edit)) == 0
+    colour, shape = torch.zeros(1, 3, 4, 4), torch.zeros(1, 3, 4, 4)
+    colour[:, 0, 1:3, 1:3], colour[:, 2, 1:3, 1:3] = -1, 1  # the same stroke, red → blue
+    shape[:, 0, 0, :] = 1  # a new red stroke elsewhere
+    assert L.edit_overlap(colour, shape) == 0
+    assert 0 < L.edit_overlap(colour, colour + shape) < 1
+    with pytest.raises(ValueError, match="same shape"):
+        L.edit_overlap(edit, edit[:2])
+
+
+def test_distinct_term_separates_the_concepts_edits():
+    torch.manual_seed(0)
+    g = Generator((3, 28, 28), 2, (8, 16), 1, 16)
+    for m in g.modules():  # break the identity initialisation so that the two concepts edit alike
+        if isinstance(m, torch.nn.Linear):
+            torch.nn.init.normal_(m.weight, std=0.5)
+    x = torch.rand(8, 3, 28, 28)
+    alpha = torch.zeros(8)
+
+    def overlap():
+        return L.edit_overlap(g(x, alpha, 0) - x, g(x, alpha, 1) - x)
+
+    opt = torch.optim.Adam(g.parameters(), lr=1e-2)
+    before = overlap().item()
+    for _ in range(5):
+        opt.zero_grad()
+        overlap().backward()
+        opt.step()
+    assert overlap().item() < before
+
+
+def test_distinct_weight_is_logged_and_off_by_default(tmp_path, toy_data):
+    det = _toy_detector()
+    cfg = CounterfactualConfig(**TINY, iterations=2, device="cpu")
+    assert cfg.weights.distinct == 0
+    off = train_counterfactual(cfg, det, toy_data, progress=False)
+    assert all(row["distinct"] == 0 for row in off.history)
+    on = train_counterfactual(cfg.replace(weights={"distinct": 5.0}), det, toy_data, out_dir=tmp_path, progress=False)
+    assert all(0 < row["distinct"] <= 1 for row in on.history)
+    assert "distinct" in (tmp_path / "losses.csv").read_text().splitlines()[0].split(",")
+    # with one concept there is no second edit to compare
+    single = train_counterfactual(cfg.replace(n_concepts=1, weights={"distinct": 5.0}), det, toy_data, progress=False)
+    assert all(row["distinct"] == 0 for row in single.history)

@@ -1,0 +1,21 @@
+import matplotlib
+
+matplotlib.use("Agg")
+
+from cfx_lib.viz import cf_loss_curves
+from cfx_lib.viz.counterfactuals import LOSS_PANELS
+
+
+def _history(distinct: float) -> list[dict]:
+    return [{"iteration": i, **{key: 0.1 * i for key in LOSS_PANELS}, "distinct": distinct} for i in (1, 2)]
+
+
+def test_loss_curves_show_the_distinct_term_only_when_it_is_on():
+    titles = lambda fig: [ax.get_title() for ax in fig.axes]  # noqa: E731
+    off = cf_loss_curves(_history(0.0))
+    assert titles(off) == list(LOSS_PANELS.values())
+    on = cf_loss_curves(_history(0.3))
+    assert titles(on) == [*LOSS_PANELS.values(), "edit overlap of two concepts"]
+    # a history resumed from before the column existed has no distinct key
+    old = [{k: v for k, v in row.items() if k != "distinct"} for row in _history(0.0)]
+    assert len(cf_loss_curves(old).axes) == len(LOSS_PANELS)

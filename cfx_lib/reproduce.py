@@ -47,6 +47,9 @@ STAGES: list[tuple[str, tuple[str, ...]]] = [
 #: stages that run only for the (dataset, detector) pairs of the grid's ``counterfactuals``
 CF_STAGES = ("03_counterfactual", "05_qualitative")
 DONE_MARK = ".step-hash"
+#: notebook parameters that say where a step writes and reads, not what it computes; they stay out of
+#: the step keys, so that a results tree copied or moved to another root is not run again
+LOCATION_PARAMS = ("OUTPUT_DIR", "RESULTS_ROOT")
 
 
 @dataclass(frozen=True)
@@ -182,9 +185,20 @@ class Step:
         outputs carry this key, so changed code, parameters or profile settings rerun it, and new or
         rerun runs rerun the tables (the trainers resume from their checkpoints, so a rerun of a
         trained step does not train again; a checkpoint written under other training settings is
-        refused with a message)."""
+        refused with a message). The paths of :data:`LOCATION_PARAMS` are left out: a results tree
+        copied or moved to another root keeps its steps done."""
+        return self._hash(with_location=False)
+
+    @property
+    def legacy_key(self) -> str:
+        """The key as written before session 9, with the absolute paths of :data:`LOCATION_PARAMS`
+        in it: marks of trees that have not moved since still read as done."""
+        return self._hash(with_location=True)
+
+    def _hash(self, with_location: bool) -> str:
+        params = {k: v for k, v in self.params.items() if with_location or k not in LOCATION_PARAMS}
         content = {"nb": self.notebook, "code": notebook_code(self.notebook),
-                   "profile": profile_fingerprint(self.params.get("PROFILE", "")), **self.params}
+                   "profile": profile_fingerprint(self.params.get("PROFILE", "")), **params}
         inputs = profile_inputs(self.notebook)
         if inputs:
             content["inputs"] = inputs_fingerprint(self.out_dir.parent, inputs)
@@ -231,7 +245,8 @@ def plan(profile: str, grid: Grid, results_root: Path, notebooks: list[str] | No
 
 def is_done(step: Step) -> bool:
     mark = step.out_dir / DONE_MARK
-    return mark.is_file() and mark.read_text().strip() == step.key and (step.out_dir / "metrics.json").is_file()
+    return (mark.is_file() and mark.read_text().strip() in (step.key, step.legacy_key)
+            and (step.out_dir / "metrics.json").is_file())
 
 
 def run_step(step: Step, repo: Path, force: bool = False) -> Step:

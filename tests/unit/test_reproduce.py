@@ -214,6 +214,34 @@ def test_tables_step_reruns_when_a_run_is_added(tmp_path):
     assert plan("smoke", grid, tmp_path)[0][0].key == data_key  # per-run steps do not read the others' outputs
 
 
+def test_a_copied_results_tree_keeps_its_steps_done(tmp_path):
+    """Step keys do not contain the results root: a tree copied elsewhere is not run again, and a
+    mark written with the old, path-bearing key still counts where the tree has not moved."""
+    import shutil
+
+    import cfx_lib.reproduce as rp
+
+    grid = Grid([{"dataset": "signs", "normal": {}}], ["bce"], [0])
+    here, there = tmp_path / "here", tmp_path / "there"
+    steps = [s for stage in plan("smoke", grid, here) for s in stage]
+    for step in steps:  # as run_step leaves a finished step
+        step.out_dir.mkdir(parents=True, exist_ok=True)
+        (step.out_dir / "metrics.json").write_text("{}")
+        (step.out_dir / rp.DONE_MARK).write_text(step.key + "\n")
+    assert all(rp.is_done(s) for stage in plan("smoke", grid, here) for s in stage)
+    shutil.copytree(here, there)
+    moved = [s for stage in plan("smoke", grid, there) for s in stage]
+    assert [s.out_dir.relative_to(there) for s in moved] == [s.out_dir.relative_to(here) for s in steps]
+    assert all(rp.is_done(s) for s in moved)
+    data = moved[0]
+    (data.out_dir / rp.DONE_MARK).write_text(data.legacy_key + "\n")  # written before the change
+    assert data.legacy_key != data.key and rp.is_done(data)
+    (data.out_dir / rp.DONE_MARK).write_text(steps[0].legacy_key + "\n")  # the old key names the old root
+    assert not rp.is_done(data)
+    # a changed parameter still reruns the step
+    assert rp.Step("01_data", {**data.params, "SEED": 1}, data.out_dir).key != data.key
+
+
 def test_shipped_grids_load():
     from cfx_lib.paths import find_repo_root
 

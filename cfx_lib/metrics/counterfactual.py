@@ -5,7 +5,8 @@
 - :func:`oracle_normal_share`: the share of counterfactuals that the oracle classifiers read as
   belonging to the normal set (independent of φ).
 - :func:`concept_accuracy`: R's accuracy at telling which concept produced a pair (Table 4).
-- :func:`counterfactual_metrics`: all of them, overall and per concept, as a flat dict.
+- :func:`counterfactual_metrics`: all of them, overall and per concept, as a flat dict, with
+  the concepts' edit overlap (:func:`~.disentanglement.concept_overlap`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 import torch
 
 from .auroc import auroc
+from .disentanglement import concept_overlap
 from .oracle import MIN_CONFIDENCE
 
 
@@ -70,7 +72,8 @@ def counterfactual_metrics(explanation, normal_scores: torch.Tensor, oracle=None
     ``_k<k+1>``; also ``anomaly_normal_share``: the share of the anomalies themselves that φ
     already scores at or below the threshold. Where it is high, φ does not flag those anomalies,
     so a faithful counterfactual need not make them oracle-normal: it bounds how far
-    ``oracle_normal`` says something about the generator rather than about φ.
+    ``oracle_normal`` says something about the generator rather than about φ. With K ≥ 2,
+    ``concept_overlap``: how alike the concepts' edits of one anomaly are (0 different, 1 the same).
     """
     m: dict[str, float] = {}
     cf_scores = explanation.cf_scores
@@ -82,6 +85,8 @@ def counterfactual_metrics(explanation, normal_scores: torch.Tensor, oracle=None
         m[f"normality_auroc_k{k + 1}"] = normality_auroc(normal_scores, cf_scores[:, k])
         m[f"median_cf_score_k{k + 1}"] = float(cf_scores[:, k].median())
         m[f"cf_normal_share_k{k + 1}"] = float(explanation.is_normal[:, k].float().mean())
+    if explanation.n_concepts > 1:
+        m["concept_overlap"] = concept_overlap(explanation.images, explanation.counterfactuals)
     if oracle is not None and setup is not None:
         per_k = [oracle_normal_share(oracle, setup, explanation.counterfactuals[:, k]) for k in range(explanation.n_concepts)]
         m["oracle_normal"] = sum(per_k) / len(per_k)

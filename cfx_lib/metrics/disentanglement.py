@@ -6,12 +6,15 @@ as read by the factor oracles (:mod:`.oracle`). The paper could only judge this 
 - :func:`concept_purity`: per concept, the share of counterfactuals that change exactly the
   concept's dominant factor and nothing else (1 = the concept is one factor).
 - :func:`minimality`: mean L1 distance between anomaly and counterfactual per concept.
+- :func:`concept_overlap`: how alike the K concepts' edits of the same image are (needs no
+  oracle, so it applies to every dataset).
 """
 
 from __future__ import annotations
 
 import torch
 
+from ..counterfactual.losses import edit_overlap
 from .oracle import MIN_CONFIDENCE
 
 
@@ -59,3 +62,19 @@ def concept_purity(changes: list[dict[str, torch.Tensor]], factors: list[str] | 
 def minimality(images: torch.Tensor, counterfactuals: torch.Tensor) -> list[float]:
     """Mean absolute pixel difference between each image and its counterfactual, per concept."""
     return [float((counterfactuals[:, k] - images).abs().mean()) for k in range(counterfactuals.shape[1])]
+
+
+def concept_overlap(images: torch.Tensor, counterfactuals: torch.Tensor) -> float:
+    """Mean over pairs of concepts j < k of the edit overlap (:func:`~cfx_lib.counterfactual.losses.
+    edit_overlap`: mean over images of max(0, cos) between the edits ``cf_j − x`` and ``cf_k − x``).
+
+    0: the concepts change each image in different directions; 1: they make the same change (up
+    to its strength), however confidently R tells them apart. ``counterfactuals`` is
+    (N, K, C, H, W) with K ≥ 2.
+    """
+    n_concepts = counterfactuals.shape[1]
+    if counterfactuals.ndim != 5 or n_concepts < 2:
+        raise ValueError(f"concept overlap needs counterfactuals (N, K, C, H, W) with K >= 2, got {tuple(counterfactuals.shape)}")
+    edits = counterfactuals - images[:, None]
+    pairs = [(j, k) for j in range(n_concepts) for k in range(j + 1, n_concepts)]
+    return sum(float(edit_overlap(edits[:, j], edits[:, k])) for j, k in pairs) / len(pairs)

@@ -94,8 +94,11 @@ def fidn_table(runs: pd.DataFrame) -> pd.DataFrame:
 
 
 def disentanglement_table(runs: pd.DataFrame) -> pd.DataFrame:
-    """R's accuracy (the paper's Table 4), ground-truth purity and minimality (ours only)."""
-    return _grouped(runs, {"R accuracy %": ("concept_acc", 100), "purity %": ("purity", 100), "L1 ×100": ("l1", 100)},
+    """R's accuracy (the paper's Table 4), ground-truth purity, the concepts' edit overlap and
+    minimality (ours only). R tells the concepts apart; the overlap says whether they are different
+    changes (a run written before the overlap was measured shows n/a)."""
+    return _grouped(runs, {"R accuracy %": ("concept_acc", 100), "purity %": ("purity", 100),
+                           "edit overlap %": ("concept_overlap", 100), "L1 ×100": ("l1", 100)},
                     None, "", "purity read by oracle classifiers")
 
 

@@ -84,6 +84,7 @@ def test_concept_accuracy_and_all_metrics():
     assert m["normality_auroc_k1"] == pytest.approx(0.5) and m["normality_auroc_k2"] == 1.0
     assert m["concept_acc"] == 1.0 and m["oracle_normal_anomalies"] == 0.0
     assert m["anomaly_normal_share"] == 0.0  # every anomaly scored 1.0, above the threshold
+    assert m["concept_overlap"] == 0.0  # concept 2 does not edit at all
     half = Explanation(x, torch.tensor([0.2, 0.9, 0.3, 0.8]), cfs, ex.cf_scores)
     assert counterfactual_metrics(half, torch.full((4,), 0.1))["anomaly_normal_share"] == 0.5
 

@@ -2,7 +2,7 @@ import pytest
 import torch
 from torch import nn
 
-from cfx_lib.metrics import concept_purity, factor_changes, fid, fidn, minimality
+from cfx_lib.metrics import concept_overlap, concept_purity, factor_changes, fid, fidn, minimality
 
 
 class MeanColour(nn.Module):
@@ -48,6 +48,21 @@ def test_minimality():
     x = torch.zeros(4, 1, 2, 2)
     cfs = torch.stack([x, x + 0.5], 1)
     assert minimality(x, cfs) == [0.0, 0.5]
+
+
+def test_concept_overlap_tells_the_same_edit_from_different_ones():
+    x = torch.zeros(3, 3, 8, 8)
+    x[:, 0, 2:6, 3:5] = 1  # a red stroke
+    recolour = x.roll(2, dims=1)  # the same stroke in blue
+    moved = x.roll(3, dims=3)  # the red stroke elsewhere
+    assert concept_overlap(x, torch.stack([recolour, recolour], 1)) == pytest.approx(1.0)
+    assert concept_overlap(x, torch.stack([recolour, 0.5 * x + 0.5 * recolour], 1)) == pytest.approx(1.0)
+    assert concept_overlap(x, torch.stack([recolour, x.roll(1, dims=1)], 1)) == pytest.approx(0.5)
+    # a colour edit and a shape edit that share pixels overlap partly; no edit counts as orthogonal
+    three = concept_overlap(x, torch.stack([recolour, moved, x], 1))
+    assert 0 < three < 1 / 3
+    with pytest.raises(ValueError, match="K >= 2"):
+        concept_overlap(x, recolour[:, None])
 
 
 def test_fid_with_oracle_features():

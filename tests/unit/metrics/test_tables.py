@@ -31,6 +31,8 @@ def test_tables_keep_their_columns_and_aggregate_seeds(tmp_path):
     assert t2.loc[0, "FIDN (ours)"] == "50.0" and "oracle" in t2.loc[0, "data"]
     t4 = disentanglement_table(runs)
     assert t4.loc[0, "purity %"] == "80.0"
+    assert list(t4.columns)[2:6] == ["R accuracy %", "purity %", "edit overlap %", "L1 ×100"]
+    assert t4.loc[0, "edit overlap %"] == "n/a"  # runs written before the overlap was measured
     t2a = retraining_table(runs)
     assert list(t2a.columns) == ["dataset", "detector", "AuROC original", "AuROC retrained with CFs",
                                  "AuROC retrained with anomalies (control)", "runs", "data"]

@@ -65,16 +65,17 @@ def minimality(images: torch.Tensor, counterfactuals: torch.Tensor) -> list[floa
 
 
 def concept_overlap(images: torch.Tensor, counterfactuals: torch.Tensor) -> float:
-    """Mean over pairs of concepts j < k of the edit overlap (:func:`~cfx_lib.counterfactual.losses.
-    edit_overlap`: mean over images of max(0, cos) between the edits ``cf_j − x`` and ``cf_k − x``).
+    """Mean over pairs of concepts j < k of the edit overlap
+    (:func:`~cfx_lib.counterfactual.losses.edit_overlap`: mean over images of max(0, cos) between
+    the edits ``cf_j − x`` and ``cf_k − x``).
 
     0: the concepts change each image in different directions; 1: they make the same change (up
     to its strength), however confidently R tells them apart. ``counterfactuals`` is
     (N, K, C, H, W) with K ≥ 2.
     """
-    n_concepts = counterfactuals.shape[1]
-    if counterfactuals.ndim != 5 or n_concepts < 2:
+    if counterfactuals.ndim != 5 or counterfactuals.shape[1] < 2:
         raise ValueError(f"concept overlap needs counterfactuals (N, K, C, H, W) with K >= 2, got {tuple(counterfactuals.shape)}")
+    n_concepts = counterfactuals.shape[1]
     edits = counterfactuals - images[:, None]
     pairs = [(j, k) for j in range(n_concepts) for k in range(j + 1, n_concepts)]
     return sum(float(edit_overlap(edits[:, j], edits[:, k])) for j, k in pairs) / len(pairs)

@@ -63,6 +63,8 @@ def test_concept_overlap_tells_the_same_edit_from_different_ones():
     assert 0 < three < 1 / 3
     with pytest.raises(ValueError, match="K >= 2"):
         concept_overlap(x, recolour[:, None])
+    with pytest.raises(ValueError, match="K >= 2"):
+        concept_overlap(x, recolour)  # one counterfactual per image, without the concept axis
 
 
 def test_fid_with_oracle_features():

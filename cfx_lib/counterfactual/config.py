@@ -60,6 +60,8 @@ class CounterfactualConfig:
         g_res_blocks: conditional residual blocks at the lowest resolution.
         g_residual: G edits its input in tanh space instead of generating from scratch (see
             :class:`~cfx_lib.counterfactual.models.Generator`).
+        g_skip: U-Net skips from the generator's encoder to its decoder (**our option, not the
+            paper's**; see :class:`~cfx_lib.counterfactual.models.Generator`).
         d_widths: channels of the discriminator's down-sampling blocks.
         r_widths: channels of the concept classifier's down-sampling blocks.
         cond_dim: size of the embedding of (α, k) that feeds the conditional batch norms.
@@ -101,6 +103,7 @@ class CounterfactualConfig:
     g_widths: tuple[int, ...] = (64, 128)
     g_res_blocks: int = 2
     g_residual: bool = True
+    g_skip: bool = False
     d_widths: tuple[int, ...] = (64, 128, 128)
     r_widths: tuple[int, ...] = (64, 128)
     cond_dim: int = 64
@@ -130,6 +133,9 @@ class CounterfactualConfig:
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "g_res_blocks" else 1):
                 raise ValueError(f"{key} must be a positive int, got {value!r}")
+        for key in ("g_residual", "g_skip"):
+            if not isinstance(getattr(self, key), bool):
+                raise ValueError(f"{key} must be True or False, got {getattr(self, key)!r}")
         if self.n_concepts < 1:
             raise ValueError(f"n_concepts (K) must be >= 1, got {self.n_concepts}")
         if self.batch_size < 2:
@@ -213,5 +219,5 @@ class CounterfactualConfig:
 
     def architecture(self) -> dict[str, Any]:
         """The fields that decide the networks' shapes (what a checkpoint must match)."""
-        return {k: self.to_dict()[k] for k in ("n_concepts", "g_widths", "g_res_blocks", "g_residual", "d_widths", "r_widths",
+        return {k: self.to_dict()[k] for k in ("n_concepts", "g_widths", "g_res_blocks", "g_residual", "g_skip", "d_widths", "r_widths",
                                                       "cond_dim")}

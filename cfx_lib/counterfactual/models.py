@@ -127,13 +127,20 @@ class Generator(nn.Module):
     in the data range, and training skips the long phase in which a GAN first learns to
     reproduce its input (that phase costs most of a CPU budget). ``residual=False`` is the plain
     encoder–decoder. ``alpha_logit_eps`` embeds α in logit space (see :func:`alpha_features`).
+
+    With ``skip=True`` (U-Net skips, **our option, not the paper's**; off by default) each decoder
+    stage adds the encoder's features of the same resolution to its output, so the conditional batch
+    norms that follow modulate features that still know where the strokes are, pixel by pixel.
+    Without them everything the decoder draws passes through the lowest resolution (7×7 for 28×28
+    images with two stages).
     """
 
     def __init__(self, image_shape: tuple[int, int, int], n_concepts: int = 2, widths: tuple[int, ...] = (64, 128),
                  res_blocks: int = 2, cond_dim: int = 64, residual: bool = True,
-                 alpha_logit_eps: float | None = None) -> None:
+                 alpha_logit_eps: float | None = None, skip: bool = False) -> None:
         super().__init__()
         self.residual = residual
+        self.skip = skip
         c, h, w = image_shape
         if h != w or h % 2 ** len(widths):
             raise ValueError(f"generator needs square images with a side divisible by {2 ** len(widths)} "
@@ -159,10 +166,16 @@ class Generator(nn.Module):
             raise ValueError(f"concepts k must be in 0..{self.n_concepts - 1}, got {k.tolist()}")
         cond = self.embed(alpha.to(x.device), k.to(x.device))
         h = self.stem(x * 2 - 1)
+        encoded = [h]  # the encoder's features at each resolution, for the skips
         for block in self.down:
             h = block(h)
-        for block in [*self.mid, *self.up]:
+            encoded.append(h)
+        for block in self.mid:
             h = block(h, cond)
+        for i, block in enumerate(self.up):
+            h = block(h, cond)
+            if self.skip:  # up-block i ends at the resolution (and width) of encoder stage len(widths)−1−i
+                h = h + encoded[-2 - i]
         h = self.out(F.relu(self.out_norm(h, cond)))
         if self.residual:  # an edit of the input in tanh space: G starts near the identity
             h = h + torch.atanh(x.clamp(RESIDUAL_EPS, 1 - RESIDUAL_EPS) * 2 - 1)
@@ -246,7 +259,7 @@ class ConceptClassifier(nn.Module):
 def build_generator(cfg, image_shape: tuple[int, int, int]) -> Generator:
     """The generator a :class:`~cfx_lib.counterfactual.config.CounterfactualConfig` describes."""
     return Generator(image_shape, cfg.n_concepts, cfg.g_widths, cfg.g_res_blocks, cfg.cond_dim, cfg.g_residual,
-                     alpha_logit_eps=cfg.alpha_logit_eps)
+                     alpha_logit_eps=cfg.alpha_logit_eps, skip=cfg.g_skip)
 
 
 def build_discriminator(cfg, image_shape: tuple[int, int, int]) -> Discriminator:

@@ -93,6 +93,9 @@ def test_profiles_give_counterfactual_configs_per_image_size():
     cfg = quick.counterfactual_config(28, seed=3, weights={"con": 2.0})
     assert cfg.g_widths == (32, 64) and cfg.seed == 3 and cfg.weights.con == 2.0 and cfg.weights.rec == 10.0
     assert cfg.score_eps == "auto"  # resolved from the detector's normal scores before training
+    # U-Net skips where they were measured (28×28), the plain encoder–decoder at 32×32 and in the paper's profile
+    assert cfg.g_skip and not quick.counterfactual_config(32).g_skip
+    assert not get_profile("paper").counterfactual_config(28).g_skip
     import dataclasses
 
     per_size = dataclasses.replace(quick, counterfactual={28: {"iterations": 5}, 32: {"iterations": 7}})

@@ -16,10 +16,11 @@ TINY = dict(g_widths=(8, 16), g_res_blocks=1, d_widths=(8, 16, 16), r_widths=(8,
             sample_every=2, checkpoint_every=2, n_samples=2)
 
 
+@pytest.mark.parametrize("skip", [False, True])
 @pytest.mark.parametrize("shape", [(3, 28, 28), (1, 28, 28), (3, 32, 32)])
-def test_model_shapes_and_ranges(shape):
+def test_model_shapes_and_ranges(shape, skip):
     x = torch.rand(4, *shape)
-    g = Generator(shape, n_concepts=3, widths=(8, 16), res_blocks=1, cond_dim=16)
+    g = Generator(shape, n_concepts=3, widths=(8, 16), res_blocks=1, cond_dim=16, skip=skip)
     out = g(x, torch.rand(4), torch.tensor([0, 1, 2, 0]))
     assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
     assert g(x, 0.0, 1).shape == x.shape  # scalars broadcast
@@ -168,7 +169,9 @@ def test_config_validation():
         CounterfactualConfig(weights={"rec": -1})
     with pytest.raises(ValueError, match="unknown counterfactual option"):
         CounterfactualConfig().replace(widths=(1,))
-    cfg = CounterfactualConfig(weights={"rec": 3.0})
+    with pytest.raises(ValueError, match="g_skip must be True or False"):
+        CounterfactualConfig(g_skip="yes")
+    cfg = CounterfactualConfig(weights={"rec": 3.0}, g_skip=True)
     assert CounterfactualConfig.from_dict(cfg.to_dict()) == cfg
     assert cfg.replace(weights={"con": 1.0}).weights.rec == 3.0
 
@@ -218,6 +221,34 @@ def test_explainer_round_trip(tmp_path):
     torch.save({"x": 1}, tmp_path / "other.pt")
     with pytest.raises(ValueError, match="not a cfx explainer checkpoint"):
         load_explainer(tmp_path / "other.pt")
+
+
+def test_skip_generator_round_trips_and_its_skips_carry_the_input(tmp_path):
+    from cfx_lib.counterfactual.models import build_generator
+
+    torch.manual_seed(0)
+    cfg = CounterfactualConfig(**TINY, g_skip=True)
+    gen = build_generator(cfg, (3, 28, 28)).eval()
+    assert gen.skip and "g_skip" in cfg.architecture()
+    x = torch.rand(2, 3, 28, 28)
+    # the option travels with the explainer checkpoint
+    Explainer(Detector("bce", (3, 28, 28)).eval(), gen, cfg).save(tmp_path / "explainer.pt")
+    loaded = load_explainer(tmp_path / "explainer.pt")
+    assert loaded.generator.skip and torch.allclose(loaded.generator(x, 0.0, 1), gen(x, 0.0, 1))
+    # with a bottleneck that forgets its input (down blocks that output zeros) and no residual, the
+    # plain decoder draws the same image for every input; the skips still pass the input through
+    plain = build_generator(cfg.replace(g_skip=False), (3, 28, 28)).eval()
+    plain.load_state_dict(gen.state_dict())
+    for g in (gen, plain):
+        g.residual = False
+        for block in g.down:
+            for conv in (block.c2, block.skip):
+                torch.nn.init.zeros_(conv.weight)
+                torch.nn.init.zeros_(conv.bias)
+    x2 = x.clone()
+    x2[:, :, 14, 14] += 0.5
+    assert torch.allclose(plain(x, 0.0, 0), plain(x2, 0.0, 0))
+    assert not torch.allclose(gen(x, 0.0, 0), gen(x2, 0.0, 0))
 
 
 def test_as_batch_accepts_user_formats_and_refuses_wrong_sizes():

@@ -1,5 +1,5 @@
 """What every notebook does first: find the repository, resolve the profile, validate the
-parameters, choose its output folder and record its parameters.
+parameters, choose its output folder and record its parameters and software environment.
 
 Results tree: ``results/<profile>/runs/<run-id>/<notebook>/`` where the run id names the
 dataset, the normal set, the detector and the seed (FCDD-style stable paths, no timestamps).
@@ -61,10 +61,28 @@ class NotebookRun:
         return p if p.is_absolute() or p.exists() else self.repo / p
 
 
+def environment() -> dict[str, Any]:
+    """What decides whether a seeded CPU run repeats bit for bit besides its parameters: the
+    Python, torch and torchvision versions, the machine and torch's intra-op thread count.
+
+    The thread count matters: the same seed trained with ``OMP_NUM_THREADS=1`` and with 2 threads
+    gives different generators (README, "The thread count is part of the seed").
+    """
+    import platform
+
+    import torch
+    import torchvision
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
+            "machine": platform.machine(), "system": platform.system(), "threads": torch.get_num_threads(),
+            "cuda": torch.cuda.is_available()}
+
+
 def start(notebook: str, params: dict[str, Any], *, dataset: str, normal: dict[str, Any] | None, seed: int,
           detector: str | None = None, output_dir: str | Path | None = None,
           data_root: str | Path | None = None) -> NotebookRun:
-    """Validate a notebook's parameters, create its output folder and write ``params.json``.
+    """Validate a notebook's parameters, create its output folder and write ``params.json`` and
+    ``environment.json`` (:func:`environment`).
 
     Unknown dataset or detector names, bad normal sets and unknown profiles raise a ValueError
     that lists the valid values.
@@ -83,6 +101,7 @@ def start(notebook: str, params: dict[str, Any], *, dataset: str, normal: dict[s
     data = Path(data_root) if data_root else Path(os.environ.get("CFX_DATA_ROOT", repo / "data"))
     record = {k: v for k, v in params.items() if k.isupper()} | {"PROFILE": profile.name}
     write_json(record, out / "params.json")
+    write_json(environment(), out / "environment.json")
     return NotebookRun(repo=repo, profile=profile, out_dir=out, params=record, data_root=data)
 
 

@@ -83,7 +83,21 @@ def test_notebook_start_validates_parameters(tmp_path):
         start("01_data", {"PROFILE": "smoke"}, dataset="colored_mnist", normal={"normal_colors": ["pink"]}, seed=0, output_dir=tmp_path)
     run = start("01_data", {"PROFILE": "smoke", "DATASET": "signs", "lower": 1}, dataset="signs", normal={}, seed=0, output_dir=tmp_path)
     assert json.loads((tmp_path / "params.json").read_text()) == {"DATASET": "signs", "PROFILE": "smoke"}
+    env = json.loads((tmp_path / "environment.json").read_text())
+    assert env["threads"] == torch.get_num_threads() >= 1 and env["torch"] == torch.__version__
     assert run.profile.name == "smoke"
+
+
+def test_environment_records_the_thread_count():
+    from cfx_lib.notebook import environment
+
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        assert environment()["threads"] == 1
+    finally:
+        torch.set_num_threads(before)
+    assert environment()["threads"] == before
 
 
 def test_profiles_give_counterfactual_configs_per_image_size():

@@ -45,6 +45,30 @@ def load_torch(path: str | Path, map_location: str | torch.device = "cpu") -> An
     return torch.load(path, map_location=map_location, weights_only=True)
 
 
+#: what a trainer does with a checkpoint written for another configuration, dataset or detector
+ON_MISMATCH = ("error", "restart")
+
+
+def check_on_mismatch(on_mismatch: str) -> None:
+    """Raise a ValueError unless ``on_mismatch`` is one of :data:`ON_MISMATCH`."""
+    if on_mismatch not in ON_MISMATCH:
+        raise ValueError(f"on_mismatch must be one of {list(ON_MISMATCH)}, got {on_mismatch!r}")
+
+
+def stale_checkpoint(path: Path, reason: str, on_mismatch: str) -> None:
+    """Deal with a checkpoint that cannot be resumed: raise a ValueError (``"error"``) or move it to
+    ``<name>.stale.pt`` beside it, replacing an older one, and warn (``"restart"``), so that training
+    starts anew without destroying the old run."""
+    check_on_mismatch(on_mismatch)
+    if on_mismatch == "error":
+        raise ValueError(f"{path} {reason}; delete it or choose another output folder.")
+    import warnings
+
+    stale = path.with_name(f"{path.stem}.stale{path.suffix}")
+    os.replace(path, stale)
+    warnings.warn(f"{path} {reason}: moved to {stale.name}, training anew", stacklevel=3)
+
+
 def _jsonable(obj: Any) -> Any:
     if isinstance(obj, dict):
         return {str(k): _jsonable(v) for k, v in obj.items()}

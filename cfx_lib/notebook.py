@@ -125,7 +125,8 @@ def obtain_detector(run: NotebookRun, dataset: str, normal: dict[str, Any] | Non
         return Detector.load(path, expect_kind=kind, expect_shape=train.image_shape, device=dev), str(path)
     cfg = run.profile.detector_config(kind, train.image_shape[-1], seed=seed, device=device)
     outliers = oe_images(run, dataset, kind, seed, train.image_shape, normal)
-    result = train_detector(cfg, train.normal.images, outliers, out_dir=run.out_dir / "detector", progress=progress)
+    result = train_detector(cfg, train.normal.images, outliers, out_dir=run.out_dir / "detector", progress=progress,
+                           on_mismatch="restart")
     return result.detector.to(dev), f"trained now ({cfg.epochs} epochs) into {run.out_dir / 'detector'}"
 
 

@@ -75,6 +75,12 @@ class CounterfactualConfig:
             over transformations). A change that φ only notices pixel-exactly, i.e. an
             adversarial perturbation, then stops paying off; a real change of content survives.
             0 / 0 (the default) is the paper's plain φ(x_t).
+        cycle_noise: std of Gaussian pixel noise added to the counterfactual before G maps it back
+            (x_cyc = G(x_t + noise, s, k)); **our option, not the paper's** (0, the default, is the
+            paper's cycle). A generator trained with a cycle loss can hide what it removed in
+            low-amplitude patterns of x_t and read them back (Chu et al., "CycleGAN, a Master of
+            Steganography", 2017); noise makes such a hidden code unreadable, so the cycle pays
+            only for what x_t visibly keeps.
         score_space: ``"probability"`` (the default, the paper's): α ~ U[0, 1] and the score loss
             is the BCE between α and φ. ``"logit"``: α is drawn uniformly in logit between
             logit(score_eps) and logit(1 − score_eps), G and D embed logit(α), and the score loss is
@@ -116,6 +122,7 @@ class CounterfactualConfig:
     weights: LossWeights = field(default_factory=LossWeights)
     score_noise: float = 0.0
     score_shift: int = 0
+    cycle_noise: float = 0.0
     score_space: str = "probability"
     score_eps: float | str = DEFAULT_SCORE_EPS
     score_eps_quantile: float = 0.5
@@ -151,6 +158,9 @@ class CounterfactualConfig:
         if not self.score_noise >= 0 or not isinstance(self.score_shift, int) or self.score_shift < 0:
             raise ValueError(f"score_noise must be >= 0 and score_shift a non-negative int, got "
                              f"{self.score_noise!r}, {self.score_shift!r}")
+        if (not isinstance(self.cycle_noise, (int, float)) or isinstance(self.cycle_noise, bool)
+                or not self.cycle_noise >= 0):
+            raise ValueError(f"cycle_noise must be a number >= 0, got {self.cycle_noise!r}")
         if self.score_space not in SCORE_SPACES:
             raise ValueError(f"score_space must be one of {list(SCORE_SPACES)}, got {self.score_space!r}")
         if self.score_eps != AUTO and (not isinstance(self.score_eps, (int, float)) or isinstance(self.score_eps, bool)
@@ -182,8 +192,17 @@ class CounterfactualConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CounterfactualConfig":
+        """The configuration :meth:`to_dict` wrote (e.g. a checkpoint's); fields added since then read
+        as their defaults, and a field this version does not know is a ValueError naming it."""
         d = dict(d)
-        d["weights"] = LossWeights(**d.get("weights", {}))
+        weights = dict(d.get("weights", {}))
+        unknown = sorted(set(d) - {f.name for f in dataclasses.fields(cls)})
+        unknown += [f"weights.{k}" for k in sorted(set(weights) - {f.name for f in dataclasses.fields(LossWeights)})]
+        if unknown:
+            raise ValueError(f"counterfactual configuration with field(s) {unknown} that this version of cfx does "
+                             "not know (written by another version?); retrain, or remove them if they were at "
+                             "their defaults")
+        d["weights"] = LossWeights(**weights)
         for key in ("g_widths", "d_widths", "r_widths", "betas"):
             if key in d:
                 d[key] = tuple(d[key])

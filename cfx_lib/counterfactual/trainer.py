@@ -32,7 +32,7 @@ import torch
 from ..detectors.detector import BaseDetector
 from ..detectors.trainer import TrainingDiverged
 from ..device import resolve_device, seed_everything
-from ..io import load_torch, save_torch, write_text
+from ..io import check_on_mismatch, load_torch, save_torch, stale_checkpoint, write_text
 from . import losses as L
 from .config import AUTO, CounterfactualConfig
 from .explain import generate
@@ -163,7 +163,7 @@ def calibrate_score_eps(cfg: CounterfactualConfig, detector: BaseDetector, norma
 def train_counterfactual(
     cfg: CounterfactualConfig, detector: BaseDetector, images: torch.Tensor, out_dir: str | Path | None = None,
     sample_images: torch.Tensor | None = None, progress: bool = True, resume: bool = True,
-    callback: Callable[[int, dict[str, float]], None] | None = None,
+    on_mismatch: str = "error", callback: Callable[[int, dict[str, float]], None] | None = None,
 ) -> CounterfactualTrainResult:
     """Train G, D and R to explain ``detector``.
 
@@ -178,6 +178,10 @@ def train_counterfactual(
         progress: show a tqdm bar.
         resume: continue from ``out_dir/cf_last.pt`` when it was written for the same
             configuration (only ``iterations`` may grow), data and detector.
+        on_mismatch: what to do with a ``cf_last.pt`` written for another configuration, data or
+            detector: ``"error"`` (a ValueError) or ``"restart"`` (move it to ``cf_last.stale.pt``,
+            warn and train anew; the notebooks' choice, so that a rerun after a changed profile
+            retrains instead of failing).
         callback: called as ``callback(iteration, row)`` after each logged iteration.
 
     Raises:
@@ -185,6 +189,7 @@ def train_counterfactual(
     """
     from tqdm.auto import tqdm
 
+    check_on_mismatch(on_mismatch)
     cfg.check_resolved()
     shape = tuple(detector.image_shape)
     if images.ndim != 4 or tuple(images.shape[1:]) != shape:
@@ -210,15 +215,19 @@ def train_counterfactual(
     out = Path(out_dir) if out_dir is not None else None
     sample_paths: list[Path] = []
 
-    if out is not None and resume and (out / LAST).is_file():
-        state = load_torch(out / LAST)
-        # through from_dict, so that options added since the checkpoint read as their defaults
-        saved = {k: v for k, v in CounterfactualConfig.from_dict(state["config"]).to_dict().items()
-                 if k not in ("iterations", "device")}
+    state = load_torch(out / LAST) if out is not None and resume and (out / LAST).is_file() else None
+    if state is not None:
         current = {k: v for k, v in cfg.to_dict().items() if k not in ("iterations", "device")}
+        try:  # through from_dict, so that options added since the checkpoint read as their defaults
+            saved = {k: v for k, v in CounterfactualConfig.from_dict(state["config"]).to_dict().items()
+                     if k not in ("iterations", "device")}
+        except ValueError:  # fields this version does not know
+            saved = None
         if saved != current or state["fingerprint"] != fingerprint or state["iteration"] > cfg.iterations:
-            raise ValueError(f"{out / LAST} was written for another configuration, dataset or detector (only more "
-                             "iterations may be asked for); delete it or choose another output folder.")
+            stale_checkpoint(out / LAST, "was written for another configuration, dataset or detector (only more "
+                             "iterations may be asked for)", on_mismatch)
+            state = None
+    if state is not None:
         G.load_state_dict(state["generator"])
         D.load_state_dict(state["discriminator"])
         R.load_state_dict(state["concept_classifier"])
@@ -277,7 +286,7 @@ def train_counterfactual(
         alpha = L.sample_alphas(bs, gen, **space).to(device)
         k = torch.randint(K, (bs,), generator=gen).to(device)
         x_t = G(x, alpha, k)
-        x_cyc = G(x_t, s, k)
+        x_cyc = G(perturb(x_t, cfg.cycle_noise, 0, gen), s, k)  # x_t itself unless cycle_noise > 0
         x_rec = G(x, s, k)
         g_gan = L.g_hinge(D(x_t, alpha))
         phi_t = detector.score_logits(perturb(x_t, cfg.score_noise, cfg.score_shift, gen))

@@ -13,7 +13,7 @@ import torch
 
 from ..config import DetectorConfig
 from ..device import resolve_device, seed_everything
-from ..io import load_torch, save_torch
+from ..io import check_on_mismatch, load_torch, save_torch, stale_checkpoint
 from .detector import Detector
 
 LAST = "detector_last.pt"  # training state, for resume
@@ -80,7 +80,7 @@ def _state(det: Detector, opt: torch.optim.Optimizer, epoch: int, history: list,
 
 def train_detector(
     cfg: DetectorConfig, normal: torch.Tensor, outliers: torch.Tensor | None = None,
-    out_dir: str | Path | None = None, progress: bool = True, resume: bool = True,
+    out_dir: str | Path | None = None, progress: bool = True, resume: bool = True, on_mismatch: str = "error",
 ) -> DetectorTrainResult:
     """Train a detector.
 
@@ -93,12 +93,16 @@ def train_detector(
             None trains in memory only.
         progress: show a tqdm progress bar over epochs.
         resume: continue from ``out_dir/detector_last.pt`` when it holds the same configuration.
+        on_mismatch: what to do with a ``detector_last.pt`` of another configuration or dataset:
+            ``"error"`` (a ValueError) or ``"restart"`` (move it to ``detector_last.stale.pt``, warn
+            and train anew; the notebooks' choice).
 
     Raises:
         TrainingDiverged: the loss became NaN/inf (the last good checkpoint stays on disk).
     """
     from tqdm.auto import tqdm
 
+    check_on_mismatch(on_mismatch)
     needs_outliers = cfg.kind in ("bce", "hsc", "supervised_bce")
     if needs_outliers and (outliers is None or len(outliers) == 0):
         raise ValueError(f"a {cfg.kind!r} detector needs outlier images (OE or labelled anomalies)")
@@ -121,14 +125,16 @@ def train_detector(
     start_epoch, elapsed = 0, 0.0
 
     out = Path(out_dir) if out_dir is not None else None
-    if out is not None and resume and (out / LAST).is_file():
-        state = load_torch(out / LAST)
+    state = load_torch(out / LAST) if out is not None and resume and (out / LAST).is_file() else None
+    if state is not None:
         saved_cfg = state["train_config"]
         current = cfg.to_dict() | {"milestones": list(cfg.milestones)}
         same = {k: v for k, v in saved_cfg.items() if k != "epochs"} == {k: v for k, v in current.items() if k != "epochs"}
         if not same or state["fingerprint"] != fingerprint or state["epoch"] > cfg.epochs:
-            raise ValueError(f"{out / LAST} was written for another configuration or dataset (only more epochs "
-                             f"may be asked for); delete it or choose another output folder. Saved: {saved_cfg}")
+            stale_checkpoint(out / LAST, f"was written for another configuration or dataset (only more epochs may be "
+                             f"asked for; saved: {saved_cfg})", on_mismatch)
+            state = None
+    if state is not None:
         det.load_state_dict(state["detector"]["state_dict"])
         opt.load_state_dict(state["optimizer"])  # holds the learning rate reached so far
         sched.last_epoch = int(state["epoch"])

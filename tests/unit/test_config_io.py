@@ -110,6 +110,9 @@ def test_profiles_give_counterfactual_configs_per_image_size():
     # U-Net skips where they were measured (28×28), the plain encoder–decoder at 32×32 and in the paper's profile
     assert cfg.g_skip and not quick.counterfactual_config(32).g_skip
     assert not get_profile("paper").counterfactual_config(28).g_skip
+    # cycle noise likewise: measured on colored_mnist, no gain on signs, off in the paper's objective
+    assert cfg.cycle_noise == 0.1 and get_profile("smoke").counterfactual_config(28).cycle_noise == 0.1
+    assert quick.counterfactual_config(32).cycle_noise == 0 == get_profile("paper").counterfactual_config(28).cycle_noise
     import dataclasses
 
     per_size = dataclasses.replace(quick, counterfactual={28: {"iterations": 5}, 32: {"iterations": 7}})

@@ -129,6 +129,18 @@ def test_training_writes_outputs_and_resumes_identically(tmp_path, toy_data):
         assert torch.allclose(a.float(), b.float(), atol=1e-6)
     with pytest.raises(ValueError, match="another configuration"):
         train_counterfactual(cfg.replace(weights={"rec": 1.0}), det, toy_data, out_dir=tmp_path / "part", progress=False)
+    # "restart": the stale checkpoint moves aside and a run of the new configuration starts from iteration 0
+    with pytest.warns(UserWarning, match="cf_last.stale.pt"):
+        fresh = train_counterfactual(cfg.replace(weights={"rec": 1.0}), det, toy_data, out_dir=tmp_path / "part",
+                                     progress=False, on_mismatch="restart")
+    assert fresh.resumed_iteration == 0 and (tmp_path / "part" / "cf_last.stale.pt").is_file()
+    assert torch.load(tmp_path / "part" / LAST, weights_only=True)["config"]["weights"]["rec"] == 1.0
+    # a checkpoint of a version with an unknown option is stale as well, not a crash
+    state = torch.load(tmp_path / "part" / LAST, weights_only=True)
+    state["config"]["g_attention"] = True
+    torch.save(state, tmp_path / "part" / LAST)
+    with pytest.raises(ValueError, match="another configuration"):
+        train_counterfactual(cfg.replace(weights={"rec": 1.0}), det, toy_data, out_dir=tmp_path / "part", progress=False)
 
 
 def test_training_is_deterministic(toy_data):
@@ -174,6 +186,11 @@ def test_config_validation():
     cfg = CounterfactualConfig(weights={"rec": 3.0}, g_skip=True)
     assert CounterfactualConfig.from_dict(cfg.to_dict()) == cfg
     assert cfg.replace(weights={"con": 1.0}).weights.rec == 3.0
+    # a checkpoint of another version: unknown fields are named, not a TypeError
+    with pytest.raises(ValueError, match=r"\['weights.cyc'\]"):
+        CounterfactualConfig.from_dict({**cfg.to_dict(), "weights": {"rec": 3.0, "cyc": None}})
+    with pytest.raises(ValueError, match=r"\['g_attention'\]"):
+        CounterfactualConfig.from_dict({**cfg.to_dict(), "g_attention": True})
 
 
 def _explainer():
@@ -444,3 +461,21 @@ def test_distinct_weight_is_logged_and_off_by_default(tmp_path, toy_data):
     # with one concept there is no second edit to compare
     single = train_counterfactual(cfg.replace(n_concepts=1, weights={"distinct": 5.0}), det, toy_data, progress=False)
     assert all(row["distinct"] == 0 for row in single.history)
+
+
+def test_cycle_noise_reaches_the_cycle_and_stays_deterministic(toy_data):
+    with pytest.raises(ValueError, match="cycle_noise"):
+        CounterfactualConfig(cycle_noise=-0.1)
+    with pytest.raises(ValueError, match="cycle_noise"):
+        CounterfactualConfig(cycle_noise=True)
+    det = _toy_detector()
+    cfg = CounterfactualConfig(**TINY, iterations=1, device="cpu")
+    assert cfg.cycle_noise == 0  # the paper's cycle
+    plain = train_counterfactual(cfg, det, toy_data, progress=False).history[0]
+    noisy = [train_counterfactual(cfg.replace(cycle_noise=0.5), det, toy_data, progress=False).history[0]
+             for _ in range(2)]
+    losses = ("d_loss", "g_gan", "score", "rec", "con", "total")
+    assert [noisy[0][key] for key in losses] == [noisy[1][key] for key in losses]
+    # the first discriminator step is the same; the cycle reads a noisy x_t, so its L1 and score differ
+    assert noisy[0]["d_loss"] == plain["d_loss"]
+    assert noisy[0]["rec"] != plain["rec"] and noisy[0]["score"] != plain["score"]

@@ -127,6 +127,15 @@ def test_resume_refuses_another_configuration(tmp_path):
     train_detector(DetectorConfig(kind="bce", epochs=1, milestones=(), batch_size=16), normal, outliers, out_dir=tmp_path, progress=False)
     with pytest.raises(ValueError, match="another configuration"):
         train_detector(DetectorConfig(kind="bce", epochs=1, milestones=(), batch_size=16, lr=0.1), normal, outliers, out_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="on_mismatch must be one of"):
+        train_detector(DetectorConfig(kind="bce", epochs=1, milestones=(), batch_size=16), normal, outliers, on_mismatch="ignore")
+    # "restart" (the notebooks' choice after a changed profile): the old checkpoint is kept aside, training starts anew
+    before = (tmp_path / "detector_last.pt").read_bytes()
+    with pytest.warns(UserWarning, match="detector_last.stale.pt"):
+        result = train_detector(DetectorConfig(kind="bce", epochs=1, milestones=(), batch_size=16, lr=0.1), normal, outliers,
+                                out_dir=tmp_path, progress=False, on_mismatch="restart")
+    assert result.resumed_epoch == 0 and (tmp_path / "detector_last.stale.pt").read_bytes() == before
+    assert torch.load(tmp_path / "detector_last.pt", weights_only=True)["train_config"]["lr"] == 0.1
 
 
 def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):

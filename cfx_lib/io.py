@@ -1,5 +1,6 @@
 """Atomic writes: a file is written to a temporary sibling, then renamed over the target, so
-an interrupted run never leaves a half-written checkpoint, table or metrics file."""
+an interrupted run never leaves a half-written checkpoint, table or metrics file. Also the safe
+loading of checkpoints and what the trainers do with one they cannot resume."""
 
 from __future__ import annotations
 

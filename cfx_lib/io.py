@@ -8,9 +8,10 @@ import json
 import math
 import os
 import tempfile
+import warnings
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any, Callable, Iterator
 
 import torch
 
@@ -50,24 +51,27 @@ def load_torch(path: str | Path, map_location: str | torch.device = "cpu") -> An
 ON_MISMATCH = ("error", "restart")
 
 
-def check_on_mismatch(on_mismatch: str) -> None:
-    """Raise a ValueError unless ``on_mismatch`` is one of :data:`ON_MISMATCH`."""
+def resumable_state(path: Path | None, resume: bool, on_mismatch: str,
+                    mismatch: Callable[[Any], str | None]) -> Any | None:
+    """The training state to resume from ``path``, or None: no checkpoint there, ``resume`` off, or
+    one that ``mismatch`` (state → None, or why it cannot be resumed) refuses. A refused checkpoint
+    raises a ValueError (``on_mismatch="error"``) or moves to ``<name>.stale.pt`` beside it, replacing
+    an older one, with a warning (``"restart"``), so that training starts anew without destroying the
+    old run."""
     if on_mismatch not in ON_MISMATCH:
         raise ValueError(f"on_mismatch must be one of {list(ON_MISMATCH)}, got {on_mismatch!r}")
-
-
-def stale_checkpoint(path: Path, reason: str, on_mismatch: str) -> None:
-    """Deal with a checkpoint that cannot be resumed: raise a ValueError (``"error"``) or move it to
-    ``<name>.stale.pt`` beside it, replacing an older one, and warn (``"restart"``), so that training
-    starts anew without destroying the old run."""
-    check_on_mismatch(on_mismatch)
+    if path is None or not resume or not path.is_file():
+        return None
+    state = load_torch(path)
+    reason = mismatch(state)
+    if reason is None:
+        return state
     if on_mismatch == "error":
         raise ValueError(f"{path} {reason}; delete it or choose another output folder.")
-    import warnings
-
     stale = path.with_name(f"{path.stem}.stale{path.suffix}")
     os.replace(path, stale)
     warnings.warn(f"{path} {reason}: moved to {stale.name}, training anew", stacklevel=3)
+    return None
 
 
 def _jsonable(obj: Any) -> Any:

@@ -32,7 +32,7 @@ import torch
 from ..detectors.detector import BaseDetector
 from ..detectors.trainer import TrainingDiverged
 from ..device import resolve_device, seed_everything
-from ..io import check_on_mismatch, load_torch, save_torch, stale_checkpoint, write_text
+from ..io import resumable_state, save_torch, write_text
 from . import losses as L
 from .config import AUTO, CounterfactualConfig
 from .explain import generate
@@ -189,7 +189,6 @@ def train_counterfactual(
     """
     from tqdm.auto import tqdm
 
-    check_on_mismatch(on_mismatch)
     cfg.check_resolved()
     shape = tuple(detector.image_shape)
     if images.ndim != 4 or tuple(images.shape[1:]) != shape:
@@ -215,18 +214,19 @@ def train_counterfactual(
     out = Path(out_dir) if out_dir is not None else None
     sample_paths: list[Path] = []
 
-    state = load_torch(out / LAST) if out is not None and resume and (out / LAST).is_file() else None
-    if state is not None:
-        current = {k: v for k, v in cfg.to_dict().items() if k not in ("iterations", "device")}
+    current = {k: v for k, v in cfg.to_dict().items() if k not in ("iterations", "device")}
+
+    def mismatch(state: dict[str, Any]) -> str | None:
         try:  # through from_dict, so that options added since the checkpoint read as their defaults
             saved = {k: v for k, v in CounterfactualConfig.from_dict(state["config"]).to_dict().items()
                      if k not in ("iterations", "device")}
         except ValueError:  # fields this version does not know
             saved = None
-        if saved != current or state["fingerprint"] != fingerprint or state["iteration"] > cfg.iterations:
-            stale_checkpoint(out / LAST, "was written for another configuration, dataset or detector (only more "
-                             "iterations may be asked for)", on_mismatch)
-            state = None
+        if saved == current and state["fingerprint"] == fingerprint and state["iteration"] <= cfg.iterations:
+            return None
+        return "was written for another configuration, dataset or detector (only more iterations may be asked for)"
+
+    state = resumable_state(out / LAST if out is not None else None, resume, on_mismatch, mismatch)
     if state is not None:
         G.load_state_dict(state["generator"])
         D.load_state_dict(state["discriminator"])

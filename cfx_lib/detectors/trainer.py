@@ -13,7 +13,7 @@ import torch
 
 from ..config import DetectorConfig
 from ..device import resolve_device, seed_everything
-from ..io import check_on_mismatch, load_torch, save_torch, stale_checkpoint
+from ..io import resumable_state, save_torch
 from .detector import Detector
 
 LAST = "detector_last.pt"  # training state, for resume
@@ -102,7 +102,6 @@ def train_detector(
     """
     from tqdm.auto import tqdm
 
-    check_on_mismatch(on_mismatch)
     needs_outliers = cfg.kind in ("bce", "hsc", "supervised_bce")
     if needs_outliers and (outliers is None or len(outliers) == 0):
         raise ValueError(f"a {cfg.kind!r} detector needs outlier images (OE or labelled anomalies)")
@@ -125,15 +124,16 @@ def train_detector(
     start_epoch, elapsed = 0, 0.0
 
     out = Path(out_dir) if out_dir is not None else None
-    state = load_torch(out / LAST) if out is not None and resume and (out / LAST).is_file() else None
-    if state is not None:
+    current = cfg.to_dict() | {"milestones": list(cfg.milestones)}
+
+    def mismatch(state: dict[str, Any]) -> str | None:
         saved_cfg = state["train_config"]
-        current = cfg.to_dict() | {"milestones": list(cfg.milestones)}
         same = {k: v for k, v in saved_cfg.items() if k != "epochs"} == {k: v for k, v in current.items() if k != "epochs"}
-        if not same or state["fingerprint"] != fingerprint or state["epoch"] > cfg.epochs:
-            stale_checkpoint(out / LAST, f"was written for another configuration or dataset (only more epochs may be "
-                             f"asked for; saved: {saved_cfg})", on_mismatch)
-            state = None
+        if same and state["fingerprint"] == fingerprint and state["epoch"] <= cfg.epochs:
+            return None
+        return f"was written for another configuration or dataset (only more epochs may be asked for; saved: {saved_cfg})"
+
+    state = resumable_state(out / LAST if out is not None else None, resume, on_mismatch, mismatch)
     if state is not None:
         det.load_state_dict(state["detector"]["state_dict"])
         opt.load_state_dict(state["optimizer"])  # holds the learning rate reached so far

@@ -159,7 +159,7 @@ _SMOKE_CF = dict(g_widths=(8, 16), g_res_blocks=1, d_widths=(8, 16, 16), r_width
 # score_eps "auto" (session 7): the clip is the median score of normal training images, 0.047 for
 # DSVDD (median φ of its counterfactuals 0.48 instead of 0.74, normality AuROC 0.90 instead of 0.97,
 # oracle-normal 0.36-0.49 instead of 0.33 after 600 iterations); HSC-OE's 0.0018 costs it a little in
-# two generator seeds (README, "Seed noise"); BCE-OE's normal images score 0.0005, below the floor of
+# two generator seeds (docs/experiments.md, "Seed noise"); BCE-OE's normal images score 0.0005, below the floor of
 # 0.001, so it keeps 0.001.
 _QUICK_CF = dict(g_widths=(32, 64), g_res_blocks=1, d_widths=(32, 64, 64), r_widths=(32, 64), batch_size=32,
                  iterations=600, sample_every=100, checkpoint_every=50, weights={"gan": 5.0, "rec": 10.0},
@@ -167,14 +167,16 @@ _QUICK_CF = dict(g_widths=(32, 64), g_res_blocks=1, d_widths=(32, 64, 64), r_wid
 # U-Net skips in G at 28×28 (session 10; our option, not the paper's): BCE-OE, generator seeds 0/1/2, 600
 # iterations, oracle-normal 0.535/0.222/0.448 instead of 0.316/0.108/0.400 and purity 0.43/0.38/0.40
 # instead of 0.29/0.28/0.36 (better on every seed), normality AuROC 0.571/0.487/0.472 instead of
-# 0.629/0.577/0.549, but R's accuracy 0.867/1.000/0.632 instead of 1.000/0.999/0.806 (README, "U-Net
+# 0.629/0.577/0.549, but R's accuracy 0.867/1.000/0.632 instead of 1.000/0.999/0.806 (docs/experiments.md, "U-Net
 # skips"). At 32×32 (signs, session 11, one seed) skips changed nothing (oracle-normal 0.103 against
 # 0.104, purity 0.08 both), so signs keeps the plain encoder–decoder.
-# Cycle noise 0.1 at 28×28 (session 12; our option, not the paper's; README, "Session 12"): BCE-OE,
+# Cycle noise 0.1 at 28×28 (session 12; our option, not the paper's; docs/experiments.md, "Session 12"): BCE-OE,
 # one detector, 1 thread, 600 iterations, generator seeds 0-4: oracle-normal 0.587 ± 0.141 instead of
 # 0.426 ± 0.222, purity 0.53 ± 0.08 instead of 0.42 ± 0.13, R 0.924 ± 0.050 instead of 0.852 ± 0.182
 # (worse on seed 0 alone); at 32×32 (signs, one seed) no gain (oracle-normal 0.115 against 0.104, R
 # 0.712 against 0.914), so signs keeps the paper's cycle.
+# Noise on the concept classifier's pairs (concept_noise 0.1, session 13, same setup): 0.593 ± 0.223,
+# no gain, so it stays off.
 _CF_28 = {"g_skip": True, "cycle_noise": 0.1}
 _QUICK_CF_28 = {**_QUICK_CF, **_CF_28}
 

@@ -66,7 +66,7 @@ def environment() -> dict[str, Any]:
     Python, torch and torchvision versions, the machine and torch's intra-op thread count.
 
     The thread count matters: the same seed trained with ``OMP_NUM_THREADS=1`` and with 2 threads
-    gives different generators (README, "The thread count is part of the seed").
+    gives different generators (docs/experiments.md, "The thread count is part of the seed").
     """
     import platform
 

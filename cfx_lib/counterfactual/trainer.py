@@ -261,6 +261,10 @@ def train_counterfactual(
             raise TrainingDiverged(f"counterfactual training: {name} became {value.item()} at iteration "
                                    f"{iteration}{where}. Try lower learning rates or loss weights.")
 
+    def r(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+        """R on the pair (a, b), each noised when ``concept_noise`` > 0 (no random draw otherwise)."""
+        return R(perturb(a, cfg.concept_noise, 0, gen), perturb(b, cfg.concept_noise, 0, gen))
+
     log_every = max(1, min(25, cfg.checkpoint_every))
     running: dict[str, float] = {}
     counted = 0
@@ -293,9 +297,9 @@ def train_counterfactual(
         phi_cyc = detector.score_logits(perturb(x_cyc, cfg.score_noise, cfg.score_shift, gen))
         score = L.score_loss(phi_t, alpha, **space) + L.score_loss(phi_cyc, s, **space)
         rec = L.l1(x, x_rec) + L.l1(x, x_cyc)
-        logits_t = R(x, x_t)
-        con = (L.concept_loss(logits_t, k) + L.concept_loss(R(x_t, x_cyc), k)
-               + L.concept_loss(R(x, x_cyc), None) + L.concept_loss(R(x, x_rec), None))
+        logits_t = r(x, x_t)
+        con = (L.concept_loss(logits_t, k) + L.concept_loss(r(x_t, x_cyc), k)
+               + L.concept_loss(r(x, x_cyc), None) + L.concept_loss(r(x, x_rec), None))
         total = w.gan * g_gan + w.score * score + w.rec * rec + w.con * con
         distinct = torch.zeros((), device=device)
         if w.distinct > 0 and K > 1:  # drawn only when on, so the paper's objective keeps its random stream

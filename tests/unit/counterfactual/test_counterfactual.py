@@ -479,3 +479,21 @@ def test_cycle_noise_reaches_the_cycle_and_stays_deterministic(toy_data):
     # the first discriminator step is the same; the cycle reads a noisy x_t, so its L1 and score differ
     assert noisy[0]["d_loss"] == plain["d_loss"]
     assert noisy[0]["rec"] != plain["rec"] and noisy[0]["score"] != plain["score"]
+
+
+def test_concept_noise_reaches_only_the_concept_classifier_and_stays_deterministic(toy_data):
+    for bad in (-0.1, True, "0.1"):
+        with pytest.raises(ValueError, match="concept_noise"):
+            CounterfactualConfig(concept_noise=bad)
+    det = _toy_detector()
+    cfg = CounterfactualConfig(**TINY, iterations=1, device="cpu")
+    assert cfg.concept_noise == 0  # the paper's R
+    plain = train_counterfactual(cfg, det, toy_data, progress=False).history[0]
+    noisy = [train_counterfactual(cfg.replace(concept_noise=0.5), det, toy_data, progress=False).history[0]
+             for _ in range(2)]
+    losses = ("d_loss", "g_gan", "score", "rec", "con", "total")
+    assert [noisy[0][key] for key in losses] == [noisy[1][key] for key in losses]
+    # R reads noisy pairs, so its loss differs; everything computed before R in the step does not
+    assert noisy[0]["con"] != plain["con"]
+    assert [noisy[0][key] for key in ("d_loss", "g_gan", "score", "rec")] == \
+        [plain[key] for key in ("d_loss", "g_gan", "score", "rec")]

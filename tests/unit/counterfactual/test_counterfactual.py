@@ -463,37 +463,23 @@ def test_distinct_weight_is_logged_and_off_by_default(tmp_path, toy_data):
     assert all(row["distinct"] == 0 for row in single.history)
 
 
-def test_cycle_noise_reaches_the_cycle_and_stays_deterministic(toy_data):
-    with pytest.raises(ValueError, match="cycle_noise"):
-        CounterfactualConfig(cycle_noise=-0.1)
-    with pytest.raises(ValueError, match="cycle_noise"):
-        CounterfactualConfig(cycle_noise=True)
-    det = _toy_detector()
-    cfg = CounterfactualConfig(**TINY, iterations=1, device="cpu")
-    assert cfg.cycle_noise == 0  # the paper's cycle
-    plain = train_counterfactual(cfg, det, toy_data, progress=False).history[0]
-    noisy = [train_counterfactual(cfg.replace(cycle_noise=0.5), det, toy_data, progress=False).history[0]
-             for _ in range(2)]
-    losses = ("d_loss", "g_gan", "score", "rec", "con", "total")
-    assert [noisy[0][key] for key in losses] == [noisy[1][key] for key in losses]
+@pytest.mark.parametrize("option, changed, unchanged", [
     # the first discriminator step is the same; the cycle reads a noisy x_t, so its L1 and score differ
-    assert noisy[0]["d_loss"] == plain["d_loss"]
-    assert noisy[0]["rec"] != plain["rec"] and noisy[0]["score"] != plain["score"]
-
-
-def test_concept_noise_reaches_only_the_concept_classifier_and_stays_deterministic(toy_data):
+    ("cycle_noise", ("rec", "score"), ("d_loss",)),
+    # R reads noisy pairs, so its loss differs; everything computed before R in the step does not
+    ("concept_noise", ("con",), ("d_loss", "g_gan", "score", "rec")),
+])
+def test_pixel_noise_options_reach_their_term_and_stay_deterministic(toy_data, option, changed, unchanged):
     for bad in (-0.1, True, "0.1"):
-        with pytest.raises(ValueError, match="concept_noise"):
-            CounterfactualConfig(concept_noise=bad)
+        with pytest.raises(ValueError, match=option):
+            CounterfactualConfig(**{option: bad})
     det = _toy_detector()
     cfg = CounterfactualConfig(**TINY, iterations=1, device="cpu")
-    assert cfg.concept_noise == 0  # the paper's R
+    assert getattr(cfg, option) == 0  # the paper's objective
     plain = train_counterfactual(cfg, det, toy_data, progress=False).history[0]
-    noisy = [train_counterfactual(cfg.replace(concept_noise=0.5), det, toy_data, progress=False).history[0]
+    noisy = [train_counterfactual(cfg.replace(**{option: 0.5}), det, toy_data, progress=False).history[0]
              for _ in range(2)]
     losses = ("d_loss", "g_gan", "score", "rec", "con", "total")
     assert [noisy[0][key] for key in losses] == [noisy[1][key] for key in losses]
-    # R reads noisy pairs, so its loss differs; everything computed before R in the step does not
-    assert noisy[0]["con"] != plain["con"]
-    assert [noisy[0][key] for key in ("d_loss", "g_gan", "score", "rec")] == \
-        [plain[key] for key in ("d_loss", "g_gan", "score", "rec")]
+    assert all(noisy[0][key] != plain[key] for key in changed)
+    assert [noisy[0][key] for key in unchanged] == [plain[key] for key in unchanged]

@@ -214,12 +214,14 @@ def train_counterfactual(
     out = Path(out_dir) if out_dir is not None else None
     sample_paths: list[Path] = []
 
-    current = {k: v for k, v in cfg.to_dict().items() if k not in ("iterations", "device")}
+    def resumable(c: CounterfactualConfig) -> dict[str, Any]:  # what a checkpoint must share to be resumed
+        return {k: v for k, v in c.to_dict().items() if k not in ("iterations", "device")}
+
+    current = resumable(cfg)
 
     def mismatch(state: dict[str, Any]) -> str | None:
         try:  # through from_dict, so that options added since the checkpoint read as their defaults
-            saved = {k: v for k, v in CounterfactualConfig.from_dict(state["config"]).to_dict().items()
-                     if k not in ("iterations", "device")}
+            saved = resumable(CounterfactualConfig.from_dict(state["config"]))
         except ValueError:  # fields this version does not know
             saved = None
         if saved == current and state["fingerprint"] == fingerprint and state["iteration"] <= cfg.iterations:

@@ -1,4 +1,5 @@
-"""Patch probe: does a tiny local edit make the detector call an anomaly normal?
+"""Probes: does a small edit that changes no ground-truth factor make the detector call an anomaly
+normal?
 
 Counterfactual training finds the cheapest edits that a detector accepts. When those are small
 marks (a short stroke in a corner) rather than a change of colour or digit, the detector itself
@@ -10,6 +11,12 @@ Measured on ``colored_mnist`` (``quick``, BCE-OE, OE without the normal colour):
 vertical bar in the stroke's colour in the top-right corner made φ score 77% of the test anomalies
 ≤ 0.5 (18% without it); the counterfactual generator had found exactly such strokes. With strokes
 in the OE (:func:`cfx_lib.data.load_outliers`) the same probe gives 4% (5% without the bar).
+
+:func:`recolor_probe` asks the same of colour: it redraws every image's stroke in one RGB colour,
+e.g. a tint between a normal and an anomalous palette colour. Measured on ``colored_mnist``
+(``quick``, BCE-OE, seed 2): strokes in (0, 1, 0.25), green tinted a quarter toward cyan, are scored
+≤ 0.5 for 80% of the test anomalies (12% in pure green), while the factor oracle still reads them as
+green; the generator's "green" counterfactuals live in that margin.
 """
 
 from __future__ import annotations
@@ -24,8 +31,8 @@ from ..detectors.detector import BaseDetector
 
 @dataclass(frozen=True)
 class PatchProbe:
-    """What :func:`patch_probe` found: shares of images φ scores at or below the threshold,
-    without and with the patch, and the median scores."""
+    """What :func:`patch_probe` or :func:`recolor_probe` found: shares of images φ scores at or
+    below the threshold, without and with the edit, and the median scores."""
 
     normal_share_before: float
     normal_share_after: float
@@ -34,7 +41,7 @@ class PatchProbe:
 
     @property
     def flipped(self) -> float:
-        """How much the patch raised the share of images that φ finds normal."""
+        """How much the edit raised the share of images that φ finds normal."""
         return self.normal_share_after - self.normal_share_before
 
 
@@ -48,7 +55,33 @@ def patch_probe(detector: BaseDetector, images: torch.Tensor, top: int = 1, left
     image's own stroke colour. A large :attr:`PatchProbe.flipped` means that φ accepts a mark that
     changes neither the object nor its colour as a reason to be normal.
     """
+    return _probe(detector, images, paste_patch(images, top, left, height, width, color), threshold, batch_size)
+
+
+def recolor(images: torch.Tensor, color: tuple[float, float, float]) -> torch.Tensor:
+    """``images`` (N, 3, H, W) in [0, 1] with each pixel redrawn in ``color`` (RGB in [0, 1]) at its
+    own brightness (the maximum over channels): a recolouring that keeps the stroke."""
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"recolor needs RGB images (N, 3, H, W), got shape {tuple(images.shape)}")
+    rgb = torch.as_tensor(color, dtype=images.dtype, device=images.device)
+    if rgb.shape != (3,) or not bool(((rgb >= 0) & (rgb <= 1)).all()):
+        raise ValueError(f"color must be three values (R, G, B) in [0, 1], got {color}")
+    return images.amax(dim=1, keepdim=True) * rgb[None, :, None, None]
+
+
+@torch.no_grad()
+def recolor_probe(detector: BaseDetector, images: torch.Tensor, color: tuple[float, float, float],
+                  threshold: float = 0.5, batch_size: int = 512) -> PatchProbe:
+    """Score ``images`` (usually test anomalies) with φ before and after :func:`recolor` to
+    ``color``. Probing a series of tints between an anomalous and a normal colour (e.g. (0, 1, t)
+    from green to cyan) shows where φ's colour boundary lies, to compare with where the factor
+    oracle reads the colour change."""
+    return _probe(detector, images, recolor(images, color), threshold, batch_size)
+
+
+def _probe(detector: BaseDetector, images: torch.Tensor, edited: torch.Tensor, threshold: float,
+           batch_size: int) -> PatchProbe:
     before = detector.score_images(images, batch_size=batch_size).cpu()
-    after = detector.score_images(paste_patch(images, top, left, height, width, color), batch_size=batch_size).cpu()
+    after = detector.score_images(edited, batch_size=batch_size).cpu()
     return PatchProbe(float((before <= threshold).float().mean()), float((after <= threshold).float().mean()),
                       float(before.median()), float(after.median()))

@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from cfx_lib.detectors import as_detector
-from cfx_lib.metrics import paste_patch, patch_probe
+from cfx_lib.metrics import paste_patch, patch_probe, recolor, recolor_probe
 
 
 def _images(n=6):
@@ -33,3 +33,24 @@ def test_patch_probe_finds_a_corner_shortcut_and_not_a_robust_detector():
     robust = as_detector(lambda x: x[:, 0, 8:20, 12:16].mean(dim=(1, 2)), (3, 28, 28))
     kept = patch_probe(robust, _images())
     assert kept.flipped == 0 and kept.median_after == pytest.approx(1.0)
+
+
+def test_recolor_keeps_the_stroke_and_refuses_bad_input():
+    x = _images(2) * 0.5  # a half-bright red stroke
+    y = recolor(x, (0.0, 1.0, 0.25))
+    assert torch.allclose(y[:, :, 8:20, 12:16], torch.tensor([0.0, 0.5, 0.125])[None, :, None, None].expand(2, 3, 12, 4))
+    assert float(y[:, :, :8].abs().sum()) == 0 and torch.equal(x, _images(2) * 0.5)  # background kept, input untouched
+    with pytest.raises(ValueError, match="RGB images"):
+        recolor(torch.zeros(2, 1, 28, 28), (0.0, 1.0, 1.0))
+    with pytest.raises(ValueError, match="three values"):
+        recolor(x, (0.0, 1.0))
+    with pytest.raises(ValueError, match="in \\[0, 1\\]"):
+        recolor(x, (0.0, 2.0, 1.0))
+
+
+def test_recolor_probe_finds_where_a_colour_detector_draws_its_boundary():
+    # normal when the stroke has more blue than red+green over two: cyan (0, 1, 1) is normal, green is not
+    blue = as_detector(lambda x: (x[:, 2].amax(dim=(1, 2)) < x[:, :2].amax(dim=(2, 3)).sum(1) / 2).float(), (3, 28, 28))
+    assert recolor_probe(blue, _images(), (0.0, 1.0, 0.25)).normal_share_after == 0
+    found = recolor_probe(blue, _images(), (0.0, 1.0, 0.75))
+    assert found.normal_share_before == 0 and found.flipped == 1 and found.median_after == 0

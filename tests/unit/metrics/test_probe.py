@@ -49,7 +49,7 @@ def test_recolor_keeps_the_stroke_and_refuses_bad_input():
 
 
 def test_recolor_probe_finds_where_a_colour_detector_draws_its_boundary():
-    # normal when the stroke has more blue than red+green over two: cyan (0, 1, 1) is normal, green is not
+    # normal when the stroke's blue is at least half its red + green: cyan (0, 1, 1) is normal, green is not
     blue = as_detector(lambda x: (x[:, 2].amax(dim=(1, 2)) < x[:, :2].amax(dim=(2, 3)).sum(1) / 2).float(), (3, 28, 28))
     assert recolor_probe(blue, _images(), (0.0, 1.0, 0.25)).normal_share_after == 0
     found = recolor_probe(blue, _images(), (0.0, 1.0, 0.75))

@@ -45,7 +45,6 @@ class PatchProbe:
         return self.normal_share_after - self.normal_share_before
 
 
-@torch.no_grad()
 def patch_probe(detector: BaseDetector, images: torch.Tensor, top: int = 1, left: int = 24, height: int = 5,
                 width: int = 2, color: tuple[float, ...] | None = None, threshold: float = 0.5,
                 batch_size: int = 512) -> PatchProbe:
@@ -69,7 +68,6 @@ def recolor(images: torch.Tensor, color: tuple[float, float, float]) -> torch.Te
     return images.amax(dim=1, keepdim=True) * rgb[None, :, None, None]
 
 
-@torch.no_grad()
 def recolor_probe(detector: BaseDetector, images: torch.Tensor, color: tuple[float, float, float],
                   threshold: float = 0.5, batch_size: int = 512) -> PatchProbe:
     """Score ``images`` (usually test anomalies) with φ before and after :func:`recolor` to
@@ -81,7 +79,8 @@ def recolor_probe(detector: BaseDetector, images: torch.Tensor, color: tuple[flo
 
 def _probe(detector: BaseDetector, images: torch.Tensor, edited: torch.Tensor, threshold: float,
            batch_size: int) -> PatchProbe:
-    before = detector.score_images(images, batch_size=batch_size).cpu()
-    after = detector.score_images(edited, batch_size=batch_size).cpu()
+    """Both probes' scoring (``score_images`` already runs without gradients and returns CPU tensors)."""
+    before = detector.score_images(images, batch_size=batch_size)
+    after = detector.score_images(edited, batch_size=batch_size)
     return PatchProbe(float((before <= threshold).float().mean()), float((after <= threshold).float().mean()),
                       float(before.median()), float(after.median()))

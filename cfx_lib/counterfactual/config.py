@@ -69,6 +69,14 @@ class CounterfactualConfig:
         iterations: generator updates.
         d_steps: discriminator updates per generator update.
         lr_g / lr_d: Adam learning rates of G+R and of D; ``betas`` for both.
+        g_ema: decay of an exponential moving average of G's weights and batch-norm statistics,
+            updated after every generator step; the average, not the last weights, then explains
+            (:attr:`CounterfactualTrainResult.generator`, the sample grids, ``explainer.pt``).
+            **Our option, not the paper's** (0, the default, is off); common GAN practice
+            (Yazıcı et al., "The Unusual Effectiveness of Averaging in GAN Training", ICLR 2019),
+            done by :class:`torch.optim.swa_utils.AveragedModel`. The average has no bias
+            correction, so a decay whose half-life (ln 0.5 / ln decay iterations) is not well
+            below ``iterations`` keeps much of the initial generator.
         weights: the loss weights (:class:`LossWeights`).
         score_noise / score_shift: the score loss reads φ on counterfactuals with Gaussian
             pixel noise of this std and a random shift of up to this many pixels (an expectation
@@ -127,6 +135,7 @@ class CounterfactualConfig:
     lr_g: float = 2e-4
     lr_d: float = 2e-4
     betas: tuple[float, float] = (0.0, 0.9)
+    g_ema: float = 0.0
     weights: LossWeights = field(default_factory=LossWeights)
     score_noise: float = 0.0
     score_shift: int = 0
@@ -179,6 +188,9 @@ class CounterfactualConfig:
         if (not isinstance(self.score_eps_quantile, (int, float)) or isinstance(self.score_eps_quantile, bool)
                 or not 0 < self.score_eps_quantile < 1):
             raise ValueError(f"score_eps_quantile must be a number in (0, 1), got {self.score_eps_quantile!r}")
+        if (not isinstance(self.g_ema, (int, float)) or isinstance(self.g_ema, bool)
+                or not 0 <= self.g_ema < 1):
+            raise ValueError(f"g_ema must be a decay in [0, 1) (0: off), got {self.g_ema!r}")
         if not (self.lr_g > 0 and self.lr_d > 0):
             raise ValueError("lr_g and lr_d must be > 0")
         if not isinstance(self.seed, int) or self.seed < 0:

@@ -11,6 +11,8 @@ s = φ(x), α ~ U[0, 1], k ~ U{0..K−1}, x_t = G(x, α, k), x_cyc = G(x_t, s, k
 
 With ``score_space="logit"`` α is drawn uniformly in logit instead and the two BCE terms become
 Huber distances between logits (:func:`~cfx_lib.counterfactual.losses.score_loss`).
+With ``g_ema`` > 0 a moving average of G's weights (our option, off by default) explains instead of
+the last weights.
 
 The detector φ is frozen. Checkpoints (``cf_last.pt``) are written atomically every
 ``checkpoint_every`` iterations and training resumes from them; the loss history goes to
@@ -23,11 +25,13 @@ from __future__ import annotations
 import hashlib
 import math
 import time
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable
 
 import torch
+from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
 from ..detectors.detector import BaseDetector
 from ..detectors.trainer import TrainingDiverged
@@ -44,11 +48,18 @@ LOSS_COLUMNS = ("iteration", "d_loss", "g_gan", "score", "score_excess", "rec", 
 
 @dataclass
 class CounterfactualModels:
-    """G, D and R for one image shape and configuration."""
+    """G, D and R for one image shape and configuration, and the moving average of G when the
+    configuration's ``g_ema`` is on (set by :func:`train_counterfactual`)."""
 
     generator: Generator
     discriminator: Discriminator
     concept_classifier: ConceptClassifier
+    generator_ema: Generator | None = None
+
+    @property
+    def explaining_generator(self) -> Generator:
+        """The generator that explains: the moving average of G when there is one, else G."""
+        return self.generator_ema if self.generator_ema is not None else self.generator
 
     @classmethod
     def build(cls, cfg: CounterfactualConfig, image_shape: tuple[int, int, int]) -> "CounterfactualModels":
@@ -56,8 +67,9 @@ class CounterfactualModels:
                    build_concept_classifier(cfg, image_shape))
 
     def to(self, device: torch.device) -> "CounterfactualModels":
-        for m in (self.generator, self.discriminator, self.concept_classifier):
-            m.to(device)
+        for m in (self.generator, self.discriminator, self.concept_classifier, self.generator_ema):
+            if m is not None:
+                m.to(device)
         return self
 
 
@@ -74,7 +86,8 @@ class CounterfactualTrainResult:
 
     @property
     def generator(self) -> Generator:
-        return self.models.generator
+        """The generator to explain with (:attr:`CounterfactualModels.explaining_generator`)."""
+        return self.models.explaining_generator
 
     @property
     def iters_per_second(self) -> float:
@@ -112,7 +125,7 @@ def _save_samples(models: CounterfactualModels, anomalies: torch.Tensor, path: P
     from ..viz.plots import image_grid, save_figure
 
     k = models.generator.n_concepts
-    fig = image_grid(counterfactual_grid(models.generator, anomalies), nrow=k + 1,
+    fig = image_grid(counterfactual_grid(models.explaining_generator, anomalies), nrow=k + 1,
                      title=f"iteration {iteration}: anomaly | concept 1..{k} at α = 0", scale=1.6)
     save_figure(fig, path)
     return path
@@ -126,8 +139,10 @@ def _write_history(history: list[dict[str, float]], path: Path) -> None:
 
 
 def _state(models: CounterfactualModels, opt_g, opt_d, cfg: CounterfactualConfig, iteration: int, history: list,
-           gen: torch.Generator, elapsed: float, fingerprint: dict, perm: torch.Tensor, cursor: int) -> dict[str, Any]:
+           gen: torch.Generator, elapsed: float, fingerprint: dict, perm: torch.Tensor, cursor: int,
+           ema: AveragedModel | None) -> dict[str, Any]:
     return {
+        **({"generator_ema": ema.state_dict()} if ema is not None else {}),
         "perm": perm,
         "cursor": cursor,
         "format": "cfx-cf-training/1",
@@ -190,6 +205,12 @@ def train_counterfactual(
     from tqdm.auto import tqdm
 
     cfg.check_resolved()
+    if cfg.g_ema > 0 and cfg.g_ema ** (cfg.iterations - 1) > 0.01:
+        # the average starts at the first step's weights and has no bias correction
+        warnings.warn(f"g_ema={cfg.g_ema} keeps {cfg.g_ema ** (cfg.iterations - 1):.0%} of the generator's first-step "
+                      f"weights in its average after {cfg.iterations} iterations, so the explaining generator is "
+                      "partly untrained; choose a decay whose half-life (ln 0.5 / ln decay iterations) is well below "
+                      "the iteration count", stacklevel=2)
     shape = tuple(detector.image_shape)
     if images.ndim != 4 or tuple(images.shape[1:]) != shape:
         raise ValueError(f"training images must be (N, {', '.join(map(str, shape))}) like the detector's input, "
@@ -203,6 +224,9 @@ def train_counterfactual(
         p.requires_grad_(False)
     models = CounterfactualModels.build(cfg, shape).to(device)
     G, D, R = models.generator, models.discriminator, models.concept_classifier
+    ema = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(cfg.g_ema), use_buffers=True) if cfg.g_ema > 0 else None
+    if ema is not None:
+        models.generator_ema = ema.module
     opt_g = torch.optim.Adam([*G.parameters(), *R.parameters()], lr=cfg.lr_g, betas=cfg.betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
     fingerprint = _fingerprint(images, detector)
@@ -233,6 +257,8 @@ def train_counterfactual(
         G.load_state_dict(state["generator"])
         D.load_state_dict(state["discriminator"])
         R.load_state_dict(state["concept_classifier"])
+        if ema is not None:
+            ema.load_state_dict(state["generator_ema"])
         opt_g.load_state_dict(state["opt_g"])
         opt_d.load_state_dict(state["opt_d"])
         torch.set_rng_state(state["torch_rng"])
@@ -312,6 +338,8 @@ def train_counterfactual(
         opt_g.zero_grad(set_to_none=True)
         total.backward()
         opt_g.step()
+        if ema is not None:
+            ema.update_parameters(G)
 
         with torch.no_grad():
             row = {"d_loss": d_loss.item(), "g_gan": g_gan.item(), "score": score.item(),
@@ -334,12 +362,14 @@ def train_counterfactual(
         if out is not None and (iteration % cfg.sample_every == 0 or iteration == cfg.iterations):
             sample_paths.append(_save_samples(models, sample_images, out / "samples" / f"iter_{iteration:06d}.png", iteration))
         if out is not None and (iteration % cfg.checkpoint_every == 0 or iteration == cfg.iterations):
-            save_torch(_state(models, opt_g, opt_d, cfg, iteration, history, gen, elapsed, fingerprint, perm, cursor),
+            save_torch(_state(models, opt_g, opt_d, cfg, iteration, history, gen, elapsed, fingerprint, perm, cursor, ema),
                        out / LAST)
             _write_history(history, out / "losses.csv")
         t_last = time.perf_counter()  # do not count checkpoints and sample grids as training time
 
-    G.eval(), D.eval(), R.eval()
+    for m in (G, D, R, models.generator_ema):
+        if m is not None:
+            m.eval()
     if history and not all(math.isfinite(v) for v in history[-1].values()):  # pragma: no cover - guarded above
         raise TrainingDiverged("final losses are not finite")
     return CounterfactualTrainResult(models, history, elapsed, cfg.iterations, start, sample_paths)

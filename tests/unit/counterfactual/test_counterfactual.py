@@ -151,6 +151,38 @@ def test_training_is_deterministic(toy_data):
     assert all(torch.equal(a[k], b[k]) for k in a)
 
 
+def _weights(model: torch.nn.Module) -> list[torch.Tensor]:
+    return [v.float() for v in model.state_dict().values()]
+
+
+@pytest.mark.filterwarnings("ignore:g_ema=.*partly untrained")  # short runs: checked at the end
+def test_generator_ema_explains_and_leaves_training_alone(tmp_path, toy_data):
+    det = _toy_detector()
+    cfg = CounterfactualConfig(**TINY, iterations=4, device="cpu")
+    off = train_counterfactual(cfg, det, toy_data, progress=False)
+    assert off.models.generator_ema is None and off.generator is off.models.generator
+    after_one = train_counterfactual(cfg.replace(iterations=1), det, toy_data, progress=False)
+    # the average starts at the weights after the first step; a decay near 1 keeps them there,
+    # one near 0 follows the last weights; either way G itself trains as without the average
+    for decay, expected in ((1 - 1e-9, after_one.models.generator), (1e-9, off.models.generator)):
+        on = train_counterfactual(cfg.replace(g_ema=decay), det, toy_data, progress=False)
+        assert on.generator is on.models.generator_ema and not on.generator.training
+        assert all(torch.equal(a, b) for a, b in zip(_weights(on.models.generator), _weights(off.models.generator)))
+        assert all(torch.allclose(a, b, atol=1e-5) for a, b in zip(_weights(on.generator), _weights(expected)))
+    assert not all(torch.allclose(a, b, atol=1e-3)
+                   for a, b in zip(_weights(after_one.models.generator), _weights(off.models.generator)))
+    # the average is part of the checkpoint: interrupted and resumed, the same average
+    cfg = cfg.replace(g_ema=0.5)
+    full = train_counterfactual(cfg, det, toy_data, out_dir=tmp_path / "full", progress=False)
+    train_counterfactual(cfg.replace(iterations=2), det, toy_data, out_dir=tmp_path / "part", progress=False)
+    resumed = train_counterfactual(cfg, det, toy_data, out_dir=tmp_path / "part", progress=False)
+    assert resumed.resumed_iteration == 2
+    assert all(torch.allclose(a, b, atol=1e-6) for a, b in zip(_weights(full.generator), _weights(resumed.generator)))
+    assert "generator_ema" in torch.load(tmp_path / "full" / LAST, weights_only=True)
+    with pytest.warns(UserWarning, match="partly untrained"):  # 0.99³ of the first step's weights stay
+        train_counterfactual(cfg.replace(g_ema=0.99), det, toy_data, progress=False)
+
+
 def test_nan_stops_training_and_keeps_last_checkpoint(tmp_path, toy_data):
     calls = {"n": 0}
 
@@ -183,6 +215,9 @@ def test_config_validation():
         CounterfactualConfig().replace(widths=(1,))
     with pytest.raises(ValueError, match="g_skip must be True or False"):
         CounterfactualConfig(g_skip="yes")
+    for bad in (1.0, -0.1, True):
+        with pytest.raises(ValueError, match=r"g_ema must be a decay in \[0, 1\)"):
+            CounterfactualConfig(g_ema=bad)
     cfg = CounterfactualConfig(weights={"rec": 3.0}, g_skip=True)
     assert CounterfactualConfig.from_dict(cfg.to_dict()) == cfg
     assert cfg.replace(weights={"con": 1.0}).weights.rec == 3.0

@@ -75,8 +75,9 @@ class CounterfactualConfig:
             **Our option, not the paper's** (0, the default, is off); common GAN practice
             (Yazıcı et al., "The Unusual Effectiveness of Averaging in GAN Training", ICLR 2019),
             done by :class:`torch.optim.swa_utils.AveragedModel`. The average has no bias
-            correction, so a decay whose half-life (ln 0.5 / ln decay iterations) is not well
-            below ``iterations`` keeps much of the initial generator.
+            correction: it starts at the first step's weights, so a decay whose half-life
+            (ln 0.5 / ln decay iterations) is not well below ``iterations`` keeps much of them
+            (:func:`~cfx_lib.counterfactual.train_counterfactual` warns above 1%).
         weights: the loss weights (:class:`LossWeights`).
         score_noise / score_shift: the score loss reads φ on counterfactuals with Gaussian
             pixel noise of this std and a random shift of up to this many pixels (an expectation

@@ -66,10 +66,14 @@ class CounterfactualModels:
         return cls(build_generator(cfg, image_shape), build_discriminator(cfg, image_shape),
                    build_concept_classifier(cfg, image_shape))
 
+    def modules(self) -> list[torch.nn.Module]:
+        """G, D, R and the moving average of G when there is one."""
+        return [m for m in (self.generator, self.discriminator, self.concept_classifier, self.generator_ema)
+                if m is not None]
+
     def to(self, device: torch.device) -> "CounterfactualModels":
-        for m in (self.generator, self.discriminator, self.concept_classifier, self.generator_ema):
-            if m is not None:
-                m.to(device)
+        for m in self.modules():
+            m.to(device)
         return self
 
 
@@ -205,9 +209,9 @@ def train_counterfactual(
     from tqdm.auto import tqdm
 
     cfg.check_resolved()
-    if cfg.g_ema > 0 and cfg.g_ema ** (cfg.iterations - 1) > 0.01:
-        # the average starts at the first step's weights and has no bias correction
-        warnings.warn(f"g_ema={cfg.g_ema} keeps {cfg.g_ema ** (cfg.iterations - 1):.0%} of the generator's first-step "
+    first_step_share = cfg.g_ema ** (cfg.iterations - 1)  # the average starts there, without bias correction
+    if cfg.g_ema > 0 and first_step_share > 0.01:
+        warnings.warn(f"g_ema={cfg.g_ema} keeps {first_step_share:.0%} of the generator's first-step "
                       f"weights in its average after {cfg.iterations} iterations, so the explaining generator is "
                       "partly untrained; choose a decay whose half-life (ln 0.5 / ln decay iterations) is well below "
                       "the iteration count", stacklevel=2)
@@ -367,9 +371,8 @@ def train_counterfactual(
             _write_history(history, out / "losses.csv")
         t_last = time.perf_counter()  # do not count checkpoints and sample grids as training time
 
-    for m in (G, D, R, models.generator_ema):
-        if m is not None:
-            m.eval()
+    for m in models.modules():
+        m.eval()
     if history and not all(math.isfinite(v) for v in history[-1].values()):  # pragma: no cover - guarded above
         raise TrainingDiverged("final losses are not finite")
     return CounterfactualTrainResult(models, history, elapsed, cfg.iterations, start, sample_paths)

@@ -180,6 +180,8 @@ _QUICK_CF = dict(g_widths=(32, 64), g_res_blocks=1, d_widths=(32, 64, 64), r_wid
 # A moving average of G's weights (g_ema 0.99, session 15, same setup, evaluated beside the raw G of the same
 # runs): oracle-normal 0.572 ± 0.126 / 0.586 ± 0.211 / 0.564 ± 0.211 after 600 / 900 / 1,200 iterations
 # against the raw G's 0.587 / 0.583 / 0.535, so it stays off.
+# A proximity term λ·‖x − x_t‖₁ (weights.proximity 3, session 16, same setup): 0.541 ± 0.221, λ 10 on seeds
+# 0-2 0.493 ± 0.177, so it stays off.
 _CF_28 = {"g_skip": True, "cycle_noise": 0.1}
 _QUICK_CF_28 = {**_QUICK_CF, **_CF_28}
 

@@ -7,7 +7,8 @@ s = φ(x), α ~ U[0, 1], k ~ U{0..K−1}, x_t = G(x, α, k), x_cyc = G(x_t, s, k
 - G+R: λ_gan·(−D(x_t, α)) + λ_score·(BCE(φ(x_t), α) + BCE(φ(x_cyc), s))
   + λ_rec·(‖x − x_rec‖₁ + ‖x − x_cyc‖₁)
   + λ_con·(CE(R(x, x_t), k) + CE(R(x_t, x_cyc), k) + CE(R(x, x_cyc), 0) + CE(R(x, x_rec), 0))
-  [+ λ_distinct·overlap(x_t − x, G(x, α, k′) − x) with k′ ≠ k: our addition, off by default].
+  [+ λ_distinct·overlap(x_t − x, G(x, α, k′) − x) with k′ ≠ k: our addition, off by default]
+  [+ λ_proximity·‖x − x_t‖₁: our addition, off by default].
 
 With ``score_space="logit"`` α is drawn uniformly in logit instead and the two BCE terms become
 Huber distances between logits (:func:`~cfx_lib.counterfactual.losses.score_loss`).
@@ -43,7 +44,7 @@ from .explain import generate
 from .models import ConceptClassifier, Discriminator, Generator, build_concept_classifier, build_discriminator, build_generator
 
 LAST = "cf_last.pt"  # full training state, for resume
-LOSS_COLUMNS = ("iteration", "d_loss", "g_gan", "score", "score_excess", "rec", "con", "distinct", "r_acc", "total", "seconds")
+LOSS_COLUMNS = ("iteration", "d_loss", "g_gan", "score", "score_excess", "rec", "con", "distinct", "proximity", "r_acc", "total", "seconds")
 
 
 @dataclass
@@ -332,7 +333,8 @@ def train_counterfactual(
         logits_t = r(x, x_t)
         con = (L.concept_loss(logits_t, k) + L.concept_loss(r(x_t, x_cyc), k)
                + L.concept_loss(r(x, x_cyc), None) + L.concept_loss(r(x, x_rec), None))
-        total = w.gan * g_gan + w.score * score + w.rec * rec + w.con * con
+        proximity = L.l1(x, x_t)
+        total = w.gan * g_gan + w.score * score + w.rec * rec + w.con * con + w.proximity * proximity
         distinct = torch.zeros((), device=device)
         if w.distinct > 0 and K > 1:  # drawn only when on, so the paper's objective keeps its random stream
             k_other = (k + torch.randint(1, K, (bs,), generator=gen).to(device)) % K
@@ -350,6 +352,7 @@ def train_counterfactual(
                    "score_excess": (L.score_loss_excess(phi_t, alpha, **space)
                                     + L.score_loss_excess(phi_cyc, s, **space)).item(),
                    "rec": rec.item(), "con": con.item(), "distinct": distinct.item(),
+                   "proximity": proximity.item(),
                    "r_acc": (logits_t.argmax(1) == k).float().mean().item(), "total": total.item()}
         for key, value in row.items():
             running[key] = running.get(key, 0.0) + value

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Sequence
 
 from .plots import _plt, to_numpy_image
@@ -9,7 +10,8 @@ from .plots import _plt, to_numpy_image
 #: the loss terms shown by :func:`cf_loss_curves`, with their panel titles
 LOSS_PANELS = {
     "d_loss": "D hinge loss", "g_gan": "G hinge loss (−D(x_t, α))", "score_excess": "score loss (excess over its minimum)",
-    "rec": "reconstruction + cycle L1", "con": "concept loss", "r_acc": "R accuracy (training pairs)",
+    "rec": "reconstruction + cycle L1", "proximity": "edit size ‖x − x_t‖₁", "con": "concept loss",
+    "r_acc": "R accuracy (training pairs)",
 }
 
 
@@ -23,7 +25,7 @@ def cf_loss_curves(history: Sequence[dict], panels: dict[str, str] | None = None
     fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.4), squeeze=False)
     its = [h["iteration"] for h in history]
     for ax, (key, title) in zip(axes[0], panels.items()):
-        ax.plot(its, [h[key] for h in history])
+        ax.plot(its, [h.get(key, math.nan) for h in history])  # NaN: a term older runs did not log
         ax.set_title(title, fontsize=9)
         ax.set_xlabel("iteration", fontsize=8)
         ax.tick_params(labelsize=7)

@@ -498,6 +498,23 @@ def test_distinct_weight_is_logged_and_off_by_default(tmp_path, toy_data):
     assert all(row["distinct"] == 0 for row in single.history)
 
 
+def test_proximity_term_is_logged_always_and_shrinks_the_edits(toy_data):
+    det = _toy_detector()
+    cfg = CounterfactualConfig(**TINY, iterations=1, device="cpu")
+    assert cfg.weights.proximity == 0  # the paper's objective
+    off = train_counterfactual(cfg, det, toy_data, progress=False).history[0]
+    on = train_counterfactual(cfg.replace(weights={"proximity": 7.0}), det, toy_data, progress=False).history[0]
+    assert off["proximity"] > 0  # the edit size is logged even when it is not weighed
+    # no random draw of its own: the first step is the same, plus the weighted term
+    assert on["proximity"] == off["proximity"] and on["score"] == off["score"]
+    assert on["total"] == pytest.approx(off["total"] + 7.0 * off["proximity"], rel=1e-5)
+    longer = cfg.replace(iterations=8)
+    plain = train_counterfactual(longer, det, toy_data, progress=False).history[-1]["proximity"]
+    close = train_counterfactual(longer.replace(weights={"proximity": 100.0}), det, toy_data,
+                                 progress=False).history[-1]["proximity"]
+    assert close < plain
+
+
 @pytest.mark.parametrize("option, changed, unchanged", [
     # the first discriminator step is the same; the cycle reads a noisy x_t, so its L1 and score differ
     ("cycle_noise", ("rec", "score"), ("d_loss",)),

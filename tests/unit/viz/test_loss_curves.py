@@ -19,3 +19,10 @@ def test_loss_curves_show_the_distinct_term_only_when_it_is_on():
     # a history resumed from before the column existed has no distinct key
     old = [{k: v for k, v in row.items() if k != "distinct"} for row in _history(0.0)]
     assert len(cf_loss_curves(old).axes) == len(LOSS_PANELS)
+
+
+def test_loss_curves_draw_a_gap_for_a_term_an_older_run_did_not_log():
+    old = [{k: v for k, v in row.items() if k != "proximity"} for row in _history(0.0)]
+    fig = cf_loss_curves(old)
+    panel = [ax for ax in fig.axes if ax.get_title() == LOSS_PANELS["proximity"]][0]
+    assert all(y != y for y in panel.lines[0].get_ydata())  # NaN: nothing drawn, nothing made up

@@ -3,7 +3,7 @@ AuROC, R's accuracy and the ground-truth purity after more and more generator it
 
     python benchmarks/bench_cf_curve.py [--profile quick] [--dataset colored_mnist] [--detector bce]
         [--iterations 200 400 800 1600] [--options '{"d_steps": 2, "weights": {"gan": 10}}']
-        [--tag NAME] [--results-root results] [--out DIR]
+        [--tag NAME] [--results-root results] [--out DIR] [--detector-checkpoint PATH]
 
 It explains notebook 02's detector of the run (``<results-root>/<profile>/runs/<run>/02_detector/
 detector.pt``; trained first into ``--out`` if missing, as notebook 03 would) with the profile's generator configuration, trains to the
@@ -13,6 +13,7 @@ of notebook 03. ``--options`` overrides fields of the profile's generator config
 03's ``CF_OPTIONS``, ``weights`` may be partial), to compare settings by the same curve; ``{"seed": 1}``
 there reseeds the generator alone, while ``--seed`` also redraws the data and the detector. Writes
 ``<results-root>/benchmarks/cf-curve-<profile>-<run>[-<tag>].json`` and ``.png``.
+``benchmarks/bench_cf_seeds.py`` runs this script over several generator seeds and summarises them.
 Minutes are training time only (no checkpoints, samples or evaluation); on a shared machine they
 stretch, so the JSON gives the iterations too.
 """
@@ -45,6 +46,8 @@ parser.add_argument("--options", type=json.loads, default={}, help="JSON overrid
 parser.add_argument("--tag", default="", help="suffix of the output names (e.g. which options)")
 parser.add_argument("--results-root", default=None)
 parser.add_argument("--out", default=None, help="generator checkpoints (default: a temporary folder)")
+parser.add_argument("--detector-checkpoint", default=None,
+                    help="explain this detector.pt instead of the run's (e.g. one detector for several generator seeds)")
 args = parser.parse_args()
 if args.iterations != sorted(set(args.iterations)) or args.iterations[0] < 1:
     parser.error("--iterations must be increasing positive counts")
@@ -61,7 +64,8 @@ size = train.image_shape[-1]
 out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="cfx-cf-curve-"))
 # notebook 02's detector of the run, else one trained now like notebook 03 would (same OE draw)
 context = NotebookRun(repo=find_repo_root(), profile=profile, out_dir=out, params={}, data_root=default_data_root())
-detector, detector_source = obtain_detector(context, args.dataset, None, args.detector, args.seed, train)
+detector, detector_source = obtain_detector(context, args.dataset, None, args.detector, args.seed, train,
+                                           checkpoint=args.detector_checkpoint)
 print("detector:", detector_source)
 run = run_id(args.dataset, None, args.seed, args.detector)
 oracle = load_or_train_oracle(default_oracle_path(profile.name, args.dataset, args.seed, root), train, test,

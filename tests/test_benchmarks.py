@@ -38,3 +38,30 @@ def test_counterfactual_speed_benchmark_writes_its_figures(tmp_path):
     result = json.loads((tmp_path / "benchmarks" / "counterfactual-smoke-cpu.json").read_text())
     (row,) = result["results"]
     assert row["size"] == 28 and row["iterations"] == 2 and row["iters_per_second"] > 0 and row["peak_memory_mb"] > 0
+
+
+@pytest.mark.slow
+def test_cf_seeds_runs_each_seed_on_one_detector_and_pairs_with_a_baseline(tmp_path):
+    common = ("--profile", "smoke", "--iterations", "2", "--generator-seeds", "0", "1", "--jobs", "2")
+    run_script("bench_cf_seeds.py", *common, "--options", '{"batch_size": 8}', "--tag", "base",
+               "--out", str(tmp_path / "base"), results_root=tmp_path)
+    base_json = tmp_path / "benchmarks" / "cf-seeds-smoke-colored_mnist-default-bce-s0-base.json"
+    base = json.loads(base_json.read_text())
+    assert [(r["generator_seed"], r["iterations"]) for r in base["rows"]] == [(0, 2), (1, 2)]
+    for seed in (0, 1):  # each seed trained its own generator
+        curve = json.loads((tmp_path / "benchmarks" / f"cf-curve-smoke-colored_mnist-default-bce-s0-base-g{seed}.json").read_text())
+        assert curve["config"]["seed"] == seed and curve["config"]["batch_size"] == 8
+    (row,) = base["summary"]
+    assert row["seeds"] == 2 and 0 <= row["oracle_normal mean"] <= 1 and base["comparisons"] == []
+    assert (tmp_path / "base" / "detector" / "detector.pt").is_file() and (tmp_path / "base" / "g1.log").is_file()
+    # a second setting on the same detector, paired with the first seed by seed
+    run_script("bench_cf_seeds.py", *common, "--options", '{"batch_size": 8, "weights": {"proximity": 3.0}}',
+               "--tag", "prox", "--out", str(tmp_path / "prox"), "--compare", str(base_json),
+               "--detector-checkpoint", base["detector"], results_root=tmp_path)
+    trial = json.loads((tmp_path / "benchmarks" / "cf-seeds-smoke-colored_mnist-default-bce-s0-prox.json").read_text())
+    assert trial["detector"] == base["detector"] and not (tmp_path / "prox" / "detector").exists()
+    assert [c["metric"] for c in trial["comparisons"]] == ["oracle_normal", "purity"]
+    first = trial["comparisons"][0]
+    assert first["seeds"] == [0, 1] and first["differences"] == pytest.approx(
+        [t["oracle_normal"] - b["oracle_normal"] for t, b in zip(trial["rows"], base["rows"])])
+    assert (tmp_path / "benchmarks" / "cf-seeds-smoke-colored_mnist-default-bce-s0-prox.png").is_file()

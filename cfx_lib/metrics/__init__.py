@@ -7,11 +7,12 @@ from .oracle import FactorOracle, OracleReport, default_oracle_path, load_or_tra
 from .probe import PatchProbe, paste_patch, patch_probe, recolor, recolor_probe
 from .realism import OracleFeatures, fid, fidn
 from .retrain import RetrainResult, retrain_auroc
+from .seeds import PairedGain, paired_gain, seed_summary
 
 __all__ = [
     "auroc", "concept_accuracy", "counterfactual_metrics", "normality_auroc", "oracle_normal_share",
     "changed_factors", "concept_overlap", "concept_purity", "factor_changes", "minimality",
     "FactorOracle", "OracleReport", "default_oracle_path", "load_or_train_oracle", "oracle_accuracy", "train_oracle",
     "PatchProbe", "paste_patch", "patch_probe", "recolor", "recolor_probe",
-    "OracleFeatures", "fid", "fidn", "RetrainResult", "retrain_auroc",
+    "OracleFeatures", "fid", "fidn", "RetrainResult", "retrain_auroc", "PairedGain", "paired_gain", "seed_summary",
 ]

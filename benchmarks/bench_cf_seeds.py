@@ -6,7 +6,7 @@ paired differences seed by seed and the study's rule for adopting a setting
     python benchmarks/bench_cf_seeds.py [--generator-seeds 0 1 2 3 4] [--jobs 2] [--threads 1]
         [--compare results/benchmarks/cf-seeds-....json] [--tag NAME] [--out DIR]
         [every option of bench_cf_curve.py: --profile, --dataset, --detector, --seed, --iterations,
-         --options, --results-root, --detector-checkpoint]
+         --options, --results-root, --detector-checkpoint] [--detector-options JSON]
 
 The generator's seed moves the counterfactuals' figures more than most settings do, so one run says
 little; this is how docs/experiments.md compares settings since session 12. The detector and the
@@ -58,6 +58,8 @@ parser.add_argument("--tag", default="")
 parser.add_argument("--results-root", default=None)
 parser.add_argument("--out", default=None, help="the seeds' generators and logs (default: a temporary folder)")
 parser.add_argument("--detector-checkpoint", default=None)
+parser.add_argument("--detector-options", type=json.loads, default={},
+                    help="JSON overrides of DetectorConfig for a detector trained here, e.g. '{\"shift_augment\": 4}'")
 args = parser.parse_args()
 if len(set(args.generator_seeds)) != len(args.generator_seeds) or min(args.generator_seeds) < 0:
     parser.error("--generator-seeds must be distinct non-negative ints")
@@ -65,6 +67,8 @@ if args.jobs < 1 or args.threads < 1:
     parser.error("--jobs and --threads must be >= 1")
 if "seed" in args.options:
     parser.error("--options may not set the generator's seed: --generator-seeds does")
+if args.detector_options and args.detector_checkpoint:
+    parser.error("--detector-options trains a detector; it cannot change a --detector-checkpoint")
 baseline = read_json(args.compare) if args.compare else None  # read first: a wrong path fails before training
 
 if args.results_root:
@@ -80,7 +84,7 @@ train = load_dataset(args.dataset, "train", seed=args.seed, **profile.dataset_kw
 test = load_dataset(args.dataset, "test", seed=args.seed, **profile.dataset_kwargs(args.dataset, "test"))
 context = NotebookRun(repo=find_repo_root(), profile=profile, out_dir=out, params={}, data_root=default_data_root())
 _, source = obtain_detector(context, args.dataset, None, args.detector, args.seed, train,
-                            checkpoint=args.detector_checkpoint)
+                            checkpoint=args.detector_checkpoint, options=args.detector_options)
 detector_path = Path(source) if Path(source).is_file() else out / "detector" / "detector.pt"
 print("detector:", detector_path)
 load_or_train_oracle(default_oracle_path(profile.name, args.dataset, args.seed, root), train, test,
@@ -134,7 +138,8 @@ if baseline is not None:
                                 "standard_error": gain.standard_error, "adopt": gain.adopt})
 
 name = f"cf-seeds-{profile.name}-{run}" + (f"-{args.tag}" if args.tag else "")
-write_json({"profile": profile.name, "run": run, "options": args.options, "threads": args.threads,
+write_json({"profile": profile.name, "run": run, "options": args.options, "detector_options": args.detector_options,
+            "threads": args.threads,
             "detector": str(detector_path), "compare": args.compare, "rows": table.to_dict("records"),
             "summary": summary.to_dict("records"), "comparisons": comparisons}, root / "benchmarks" / f"{name}.json")
 table.to_csv(root / "benchmarks" / f"{name}.csv", index=False)

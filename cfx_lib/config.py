@@ -35,6 +35,9 @@ class DetectorConfig:
     weight_decay: float = 1e-6
     gamma: float = 0.1  # MultiStepLR factor
     batch_size: int = 128  # normal samples per batch; OE batches have the same size
+    # our option, not the paper's (0: off): every training image moved by a random offset of up to
+    # this many pixels, so that φ scores an off-centre image like a centred one
+    shift_augment: int = 0
     seed: int = 0
     device: str = "auto"
 
@@ -50,6 +53,8 @@ class DetectorConfig:
             raise ValueError("lr must be > 0, gamma in (0, 1], weight_decay >= 0")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")
+        if not isinstance(self.shift_augment, int) or isinstance(self.shift_augment, bool) or self.shift_augment < 0:
+            raise ValueError(f"shift_augment must be a non-negative int (pixels), got {self.shift_augment!r}")
 
     @property
     def uses_oe(self) -> bool:
@@ -109,6 +114,10 @@ class Profile:
         epochs = self.detector_epochs[image_size]
         milestones = tuple(sorted({m for m in (round(f * epochs) for f in self.detector_milestones) if 0 < m < epochs}))
         params: dict[str, Any] = dict(kind=kind, epochs=epochs, milestones=milestones, seed=seed)
+        unknown = sorted(set(overrides) - {f.name for f in dataclasses.fields(DetectorConfig)})
+        if unknown:
+            raise ValueError(f"unknown detector option(s) {unknown}; valid: "
+                             f"{[f.name for f in dataclasses.fields(DetectorConfig) if f.name != 'kind']}")
         params.update(overrides)
         return DetectorConfig(**params)
 

@@ -106,12 +106,15 @@ def start(notebook: str, params: dict[str, Any], *, dataset: str, normal: dict[s
 
 
 def obtain_detector(run: NotebookRun, dataset: str, normal: dict[str, Any] | None, kind: str, seed: int, train,
-                    checkpoint: str | Path | None = None, device: str = "auto", progress: bool = True):
+                    checkpoint: str | Path | None = None, device: str = "auto", progress: bool = True,
+                    options: dict[str, Any] | None = None):
     """The detector a notebook explains, and where it came from.
 
     In order: ``checkpoint`` when given; else the ``detector.pt`` that notebook 02 wrote for the
-    same profile, dataset, normal set, detector and seed; else a detector trained now with the
-    profile's schedule (``bce``, ``hsc``, ``dsvdd``; written to ``<out_dir>/detector``).
+    same profile, dataset, normal set, detector and seed (only without ``options``); else a
+    detector trained now with the profile's schedule, changed by ``options`` (fields of
+    :class:`~cfx_lib.config.DetectorConfig`, e.g. ``{"shift_augment": 4}``), for ``bce``, ``hsc``,
+    ``dsvdd``, written to ``<out_dir>/detector``.
     """
     from .detectors import Detector, train_detector
     from .device import resolve_device
@@ -121,9 +124,9 @@ def obtain_detector(run: NotebookRun, dataset: str, normal: dict[str, Any] | Non
         checkpoint = run.resolve(checkpoint)
         return Detector.load(checkpoint, expect_kind=kind, expect_shape=train.image_shape, device=dev), str(checkpoint)
     path = run_dir(run.profile.name, dataset, normal, seed, kind) / "02_detector" / "detector.pt"
-    if path.is_file():
+    if path.is_file() and not options:
         return Detector.load(path, expect_kind=kind, expect_shape=train.image_shape, device=dev), str(path)
-    cfg = run.profile.detector_config(kind, train.image_shape[-1], seed=seed, device=device)
+    cfg = run.profile.detector_config(kind, train.image_shape[-1], seed=seed, device=device, **(options or {}))
     outliers = oe_images(run, dataset, kind, seed, train.image_shape, normal)
     result = train_detector(cfg, train.normal.images, outliers, out_dir=run.out_dir / "detector", progress=progress,
                            on_mismatch="restart")

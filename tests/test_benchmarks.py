@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import torch
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -65,3 +66,16 @@ def test_cf_seeds_runs_each_seed_on_one_detector_and_pairs_with_a_baseline(tmp_p
     assert first["seeds"] == [0, 1] and first["differences"] == pytest.approx(
         [t["oracle_normal"] - b["oracle_normal"] for t, b in zip(trial["rows"], base["rows"])])
     assert (tmp_path / "benchmarks" / "cf-seeds-smoke-colored_mnist-default-bce-s0-prox.png").is_file()
+
+
+@pytest.mark.slow
+def test_phi_reading_scores_normal_groups_through_shifts_with_a_detector_trained_on_options(tmp_path):
+    run_script("bench_phi_reading.py", "--profile", "smoke", "--shifts", "0", "2", "--detector-options",
+               '{"shift_augment": 2}', "--out", str(tmp_path / "det"), "--tag", "aug2", results_root=tmp_path)
+    result = json.loads((tmp_path / "benchmarks" / "phi-reading-smoke-colored_mnist-default-bce-s0-aug2.json").read_text())
+    assert result["detector_options"] == {"shift_augment": 2} and result["group_by"] == "color"
+    assert {r["shift"] for r in result["rows"]} == {0, 2}
+    assert "cyan" in {r["color"] for r in result["rows"]}  # the normal colour holds every digit
+    assert all(0 <= r["median_score"] <= 1 and 0 <= r["share_anomalous"] <= 1 for r in result["rows"])
+    saved = torch.load(tmp_path / "det" / "detector" / "detector_last.pt", weights_only=True)
+    assert saved["train_config"]["shift_augment"] == 2  # the options reached the detector's training

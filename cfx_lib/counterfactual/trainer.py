@@ -34,6 +34,7 @@ from typing import Any, Callable
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
+from ..data.transforms import random_shift
 from ..detectors.detector import BaseDetector
 from ..detectors.trainer import TrainingDiverged
 from ..device import resolve_device, seed_everything
@@ -102,12 +103,7 @@ class CounterfactualTrainResult:
 def perturb(x: torch.Tensor, noise: float, shift: int, gen: torch.Generator) -> torch.Tensor:
     """x with a random shift of up to ``shift`` pixels per image (zero padding) and Gaussian
     noise of std ``noise``, clamped to [0, 1]; x itself when both are 0. Differentiable in x."""
-    if shift > 0:
-        b, _, h, w = x.shape
-        padded = torch.nn.functional.pad(x, (shift, shift, shift, shift))
-        dy = torch.randint(0, 2 * shift + 1, (b,), generator=gen).tolist()
-        dx = torch.randint(0, 2 * shift + 1, (b,), generator=gen).tolist()
-        x = torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
+    x = random_shift(x, shift, gen)
     if noise > 0:
         x = (x + noise * torch.randn(x.shape, generator=gen).to(x.device)).clamp(0, 1)
     return x

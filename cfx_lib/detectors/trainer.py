@@ -12,6 +12,7 @@ from typing import Any
 import torch
 
 from ..config import DetectorConfig
+from ..data.transforms import random_shift
 from ..device import resolve_device, seed_everything
 from ..io import resumable_state, save_torch
 from .detector import Detector
@@ -127,7 +128,8 @@ def train_detector(
     current = cfg.to_dict() | {"milestones": list(cfg.milestones)}
 
     def mismatch(state: dict[str, Any]) -> str | None:
-        saved_cfg = state["train_config"]
+        # a checkpoint written before an option existed was trained with its default
+        saved_cfg = {**DetectorConfig(kind=cfg.kind).to_dict(), **state["train_config"]}
         same = {k: v for k, v in saved_cfg.items() if k != "epochs"} == {k: v for k, v in current.items() if k != "epochs"}
         if same and state["fingerprint"] == fingerprint and state["epoch"] <= cfg.epochs:
             return None
@@ -159,6 +161,7 @@ def train_detector(
             if outliers is not None:
                 o = outliers[torch.randint(len(outliers), (len(x),), generator=gen)]
                 x, y = torch.cat([x, o]), torch.cat([y, torch.ones(len(o))])
+            x = random_shift(x, cfg.shift_augment, gen)
             loss = det.loss(x.to(device), y.to(device))
             if not torch.isfinite(loss):
                 raise TrainingDiverged(

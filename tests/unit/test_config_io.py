@@ -26,6 +26,9 @@ def test_unknown_profile_and_bad_configs():
         DetectorConfig(milestones=(5, 2))
     with pytest.raises(ValueError, match="no detector schedule"):
         get_profile("quick").detector_config("bce", 64)
+    with pytest.raises(ValueError, match=r"unknown detector option\(s\) \['shift'\]; valid: .*shift_augment"):
+        get_profile("quick").detector_config("bce", 28, shift=4)  # a notebook's DETECTOR_OPTIONS with a typo
+    assert get_profile("quick").detector_config("bce", 28, shift_augment=4).shift_augment == 4
 
 
 def test_retraining_adds_at_most_the_profiles_cap():

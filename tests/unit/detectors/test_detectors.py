@@ -122,6 +122,36 @@ def test_resume_continues_where_it_stopped_and_matches_an_uninterrupted_run(tmp_
     assert (tmp_path / "b" / "detector.pt").is_file()
 
 
+def test_shift_augment_trains_on_moved_images_and_off_changes_nothing(tmp_path):
+    normal, outliers = toy((1, 28, 28))
+    cfg = DetectorConfig(kind="bce", epochs=2, milestones=(), batch_size=16)
+    plain = train_detector(cfg, normal, outliers, progress=False).detector
+    again = train_detector(DetectorConfig(kind="bce", epochs=2, milestones=(), batch_size=16, shift_augment=0), normal,
+                           outliers, progress=False).detector
+    moved = train_detector(DetectorConfig(kind="bce", epochs=2, milestones=(), batch_size=16, shift_augment=3), normal,
+                           outliers, progress=False).detector
+    x = torch.rand(8, 1, 28, 28)
+    assert torch.equal(plain(x), again(x))  # 0 is the default: bit-identical to training without the option
+    assert not torch.allclose(plain(x), moved(x))
+    with pytest.raises(ValueError, match="shift_augment"):
+        DetectorConfig(shift_augment=-1)
+
+
+def test_resume_accepts_a_checkpoint_written_before_shift_augment_existed(tmp_path):
+    normal, outliers = toy((1, 28, 28))
+    train_detector(DetectorConfig(kind="bce", epochs=1, milestones=(), batch_size=16), normal, outliers,
+                   out_dir=tmp_path, progress=False)
+    state = torch.load(tmp_path / "detector_last.pt", weights_only=True)
+    del state["train_config"]["shift_augment"]  # as an earlier version wrote it
+    save_torch(state, tmp_path / "detector_last.pt")
+    resumed = train_detector(DetectorConfig(kind="bce", epochs=2, milestones=(), batch_size=16), normal, outliers,
+                             out_dir=tmp_path, progress=False)
+    assert resumed.resumed_epoch == 1
+    with pytest.raises(ValueError, match="another configuration"):  # but not for a run that asked for the option
+        train_detector(DetectorConfig(kind="bce", epochs=3, milestones=(), batch_size=16, shift_augment=2), normal,
+                       outliers, out_dir=tmp_path, progress=False)
+
+
 def test_resume_refuses_another_configuration(tmp_path):
     normal, outliers = toy((1, 28, 28), n=32)
     train_detector(DetectorConfig(kind="bce", epochs=1, milestones=(), batch_size=16), normal, outliers, out_dir=tmp_path, progress=False)

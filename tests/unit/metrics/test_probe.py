@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from cfx_lib.detectors import as_detector
-from cfx_lib.metrics import paste_patch, patch_probe, recolor, recolor_probe
+from cfx_lib.metrics import paste_patch, patch_probe, recolor, recolor_probe, shift_probe
 
 
 def _images(n=6):
@@ -54,3 +54,16 @@ def test_recolor_probe_finds_where_a_colour_detector_draws_its_boundary():
     assert recolor_probe(blue, _images(), (0.0, 1.0, 0.25)).normal_share_after == 0
     found = recolor_probe(blue, _images(), (0.0, 1.0, 0.75))
     assert found.normal_share_before == 0 and found.flipped == 1 and found.median_after == 0
+
+
+def test_shift_probe_finds_a_detector_that_reads_position_and_not_one_that_reads_colour():
+    x = _images(32)  # normal images: a red stroke in the middle
+    # normal only where the stroke stands: every pixel of rows 8-19, columns 12-15 lit
+    placed = as_detector(lambda x: 1 - x[:, 0, 8:20, 12:16].amin(dim=(1, 2)), (3, 28, 28))
+    moved = shift_probe(placed, x, shift=3)
+    assert moved.normal_share_before == 1 and moved.normal_share_after < 0.5 and moved.flipped < -0.5
+    # normal when anything is red, wherever it stands
+    red = as_detector(lambda x: 1 - x[:, 0].amax(dim=(1, 2)), (3, 28, 28))
+    kept = shift_probe(red, x, shift=3, noise=0.0)
+    assert kept.flipped == 0
+    assert shift_probe(placed, x, shift=0).flipped == 0  # no shift, no change

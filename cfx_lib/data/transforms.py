@@ -1,0 +1,26 @@
+"""Batch image transforms shared by detector training and the counterfactual score loss."""
+
+from __future__ import annotations
+
+import torch
+import torch.nn.functional as F
+
+
+def random_shift(x: torch.Tensor, shift: int, gen: torch.Generator) -> torch.Tensor:
+    """``x`` (N, C, H, W) with each image moved by its own random offset of up to ``shift``
+    pixels in each direction, filling with zeros (the background of the digit and sign datasets);
+    ``x`` itself when ``shift`` is 0. Offsets are drawn from ``gen`` (two draws of N ints), so a
+    seeded run repeats. Differentiable in ``x``.
+
+    torchvision's ``RandomAffine``/``RandomCrop`` draw one offset per call from the global RNG;
+    here every image of a batch gets its own, from the caller's generator.
+    """
+    if shift < 0:
+        raise ValueError(f"shift must be >= 0 pixels, got {shift}")
+    if shift == 0:
+        return x
+    b, _, h, w = x.shape
+    padded = F.pad(x, (shift, shift, shift, shift))
+    dy = torch.randint(0, 2 * shift + 1, (b,), generator=gen).tolist()
+    dx = torch.randint(0, 2 * shift + 1, (b,), generator=gen).tolist()
+    return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])

@@ -4,7 +4,7 @@ from .auroc import auroc
 from .counterfactual import concept_accuracy, counterfactual_metrics, normality_auroc, oracle_normal_share
 from .disentanglement import changed_factors, concept_overlap, concept_purity, factor_changes, minimality
 from .oracle import FactorOracle, OracleReport, default_oracle_path, load_or_train_oracle, oracle_accuracy, train_oracle
-from .probe import PatchProbe, paste_patch, patch_probe, recolor, recolor_probe, shift_probe
+from .probe import PatchProbe, describe_reading, paste_patch, patch_probe, recolor, recolor_probe, shift_probe
 from .realism import OracleFeatures, fid, fidn
 from .retrain import RetrainResult, retrain_auroc
 from .seeds import PairedGain, paired_gain, seed_summary
@@ -13,6 +13,6 @@ __all__ = [
     "auroc", "concept_accuracy", "counterfactual_metrics", "normality_auroc", "oracle_normal_share",
     "changed_factors", "concept_overlap", "concept_purity", "factor_changes", "minimality",
     "FactorOracle", "OracleReport", "default_oracle_path", "load_or_train_oracle", "oracle_accuracy", "train_oracle",
-    "PatchProbe", "paste_patch", "patch_probe", "recolor", "recolor_probe", "shift_probe",
+    "PatchProbe", "describe_reading", "paste_patch", "patch_probe", "recolor", "recolor_probe", "shift_probe",
     "OracleFeatures", "fid", "fidn", "RetrainResult", "retrain_auroc", "PairedGain", "paired_gain", "seed_summary",
 ]

@@ -100,6 +100,24 @@ def shift_probe(detector: BaseDetector, images: torch.Tensor, shift: int, noise:
     return _probe(detector, images, edited, threshold, batch_size)
 
 
+def describe_reading(probe: PatchProbe, shift: int, noise: float, warn_at: float = 0.1) -> str:
+    """One or two sentences on a :func:`shift_probe` of the normal training images with the score
+    loss's ``shift`` and ``noise``: how many φ finds normal clean and as the loss reads them, and,
+    where the reading loses more than ``warn_at`` of them, a warning that the counterfactuals then
+    explain φ read through shifts, which refuses routes to normality that φ accepts."""
+    if shift == 0 and noise == 0:
+        return "The score loss reads φ as it is (no shifts, no noise)."
+    text = (f"φ finds {probe.normal_share_before:.0%} of the normal training images normal as they are and "
+            f"{probe.normal_share_after:.0%} as the score loss reads them (shifts of up to {shift} pixels, "
+            f"noise {noise:g}; median score {probe.median_before:.4f} → {probe.median_after:.4f}).")
+    if -probe.flipped > warn_at:
+        text += (f" Warning: {-probe.flipped:.0%} of the normal images stop being normal when moved, so the "
+                 "counterfactuals explain φ read through shifts, not φ: a way to normality that φ accepts "
+                 "only in place is closed to them. Consider a lower score_shift, or a detector trained with "
+                 "DetectorConfig.shift_augment (benchmarks/bench_phi_reading.py shows which normal images).")
+    return text
+
+
 def _probe(detector: BaseDetector, images: torch.Tensor, edited: torch.Tensor, threshold: float,
            batch_size: int) -> PatchProbe:
     """Both probes' scoring (``score_images`` already runs without gradients and returns CPU tensors)."""

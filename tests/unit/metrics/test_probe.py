@@ -2,7 +2,7 @@ import pytest
 import torch
 
 from cfx_lib.detectors import as_detector
-from cfx_lib.metrics import paste_patch, patch_probe, recolor, recolor_probe, shift_probe
+from cfx_lib.metrics import PatchProbe, describe_reading, paste_patch, patch_probe, recolor, recolor_probe, shift_probe
 
 
 def _images(n=6):
@@ -67,3 +67,11 @@ def test_shift_probe_finds_a_detector_that_reads_position_and_not_one_that_reads
     kept = shift_probe(red, x, shift=3, noise=0.0)
     assert kept.flipped == 0
     assert shift_probe(placed, x, shift=0).flipped == 0  # no shift, no change
+
+
+def test_describe_reading_warns_only_when_the_reading_loses_normal_images():
+    lost = describe_reading(PatchProbe(1.0, 0.4, 0.001, 0.7), shift=4, noise=0.05)
+    assert "100%" in lost and "40%" in lost and "Warning: 60%" in lost and "shift_augment" in lost
+    kept = describe_reading(PatchProbe(1.0, 0.95, 0.001, 0.002), shift=2, noise=0.05)
+    assert "95%" in kept and "Warning" not in kept
+    assert "as it is" in describe_reading(PatchProbe(1.0, 1.0, 0.001, 0.001), shift=0, noise=0.0)

@@ -67,8 +67,6 @@ if args.jobs < 1 or args.threads < 1:
     parser.error("--jobs and --threads must be >= 1")
 if "seed" in args.options:
     parser.error("--options may not set the generator's seed: --generator-seeds does")
-if args.detector_options and args.detector_checkpoint:
-    parser.error("--detector-options trains a detector; it cannot change a --detector-checkpoint")
 baseline = read_json(args.compare) if args.compare else None  # read first: a wrong path fails before training
 
 if args.results_root:

@@ -50,8 +50,6 @@ parser.add_argument("--detector-options", type=json.loads, default={})
 args = parser.parse_args()
 if min(args.shifts) < 0 or args.noise < 0:
     parser.error("--shifts and --noise must be >= 0")
-if args.detector_options and args.detector_checkpoint:
-    parser.error("--detector-options trains a detector; it cannot change a --detector-checkpoint")
 
 if args.results_root:
     os.environ["CFX_RESULTS_ROOT"] = args.results_root

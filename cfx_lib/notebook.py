@@ -119,6 +119,9 @@ def obtain_detector(run: NotebookRun, dataset: str, normal: dict[str, Any] | Non
     from .detectors import Detector, train_detector
     from .device import resolve_device
 
+    if checkpoint and options:
+        raise ValueError(f"detector options {options} change how a detector is trained; they cannot change the "
+                         f"checkpoint {checkpoint}")
     dev = resolve_device(device)
     if checkpoint:
         checkpoint = run.resolve(checkpoint)

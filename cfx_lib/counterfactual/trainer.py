@@ -34,7 +34,7 @@ from typing import Any, Callable
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ..data.transforms import random_shift
+from ..data.transforms import perturb
 from ..detectors.detector import BaseDetector
 from ..detectors.trainer import TrainingDiverged
 from ..device import resolve_device, seed_everything
@@ -98,15 +98,6 @@ class CounterfactualTrainResult:
     @property
     def iters_per_second(self) -> float:
         return self.iterations / self.train_seconds if self.train_seconds > 0 else float("nan")
-
-
-def perturb(x: torch.Tensor, noise: float, shift: int, gen: torch.Generator) -> torch.Tensor:
-    """x with a random shift of up to ``shift`` pixels per image (zero padding) and Gaussian
-    noise of std ``noise``, clamped to [0, 1]; x itself when both are 0. Differentiable in x."""
-    x = random_shift(x, shift, gen)
-    if noise > 0:
-        x = (x + noise * torch.randn(x.shape, generator=gen).to(x.device)).clamp(0, 1)
-    return x
 
 
 def _fingerprint(images: torch.Tensor, detector: BaseDetector) -> dict[str, Any]:

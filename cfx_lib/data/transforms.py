@@ -24,3 +24,12 @@ def random_shift(x: torch.Tensor, shift: int, gen: torch.Generator) -> torch.Ten
     dy = torch.randint(0, 2 * shift + 1, (b,), generator=gen).tolist()
     dx = torch.randint(0, 2 * shift + 1, (b,), generator=gen).tolist()
     return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
+
+
+def perturb(x: torch.Tensor, noise: float, shift: int, gen: torch.Generator) -> torch.Tensor:
+    """x with a random shift of up to ``shift`` pixels per image (zero padding) and Gaussian
+    noise of std ``noise``, clamped to [0, 1]; x itself when both are 0. Differentiable in x."""
+    x = random_shift(x, shift, gen)
+    if noise > 0:
+        x = (x + noise * torch.randn(x.shape, generator=gen).to(x.device)).clamp(0, 1)
+    return x

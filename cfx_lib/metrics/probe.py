@@ -34,7 +34,7 @@ from dataclasses import dataclass
 import torch
 
 from ..data.outliers import paste_patch
-from ..data.transforms import random_shift
+from ..data.transforms import perturb
 from ..detectors.detector import BaseDetector
 
 
@@ -89,14 +89,11 @@ def recolor_probe(detector: BaseDetector, images: torch.Tensor, color: tuple[flo
 def shift_probe(detector: BaseDetector, images: torch.Tensor, shift: int, noise: float = 0.0, threshold: float = 0.5,
                 seed: int = 0, batch_size: int = 512) -> PatchProbe:
     """Score ``images`` (usually normal ones) with φ before and after moving each by a random offset
-    of up to ``shift`` pixels (:func:`cfx_lib.data.transforms.random_shift`), plus Gaussian noise of
-    std ``noise`` when given: the reading of φ that the counterfactual score loss uses with
+    of up to ``shift`` pixels, plus Gaussian noise of std ``noise`` when given
+    (:func:`cfx_lib.data.transforms.perturb`): the reading of φ that the counterfactual score loss uses with
     ``score_shift`` and ``score_noise``. A negative :attr:`PatchProbe.flipped` is the share of
     images that φ finds normal only where they stand."""
-    gen = torch.Generator().manual_seed(seed)
-    edited = random_shift(images, shift, gen)
-    if noise > 0:
-        edited = (edited + noise * torch.randn(edited.shape, generator=gen).to(edited.device)).clamp(0, 1)
+    edited = perturb(images, noise, shift, torch.Generator().manual_seed(seed))
     return _probe(detector, images, edited, threshold, batch_size)
 
 

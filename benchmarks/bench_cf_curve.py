@@ -12,7 +12,10 @@ checkpoint, so the curve costs one training of the largest count). The oracle is
 of notebook 03. ``--options`` overrides fields of the profile's generator configuration (as notebook
 03's ``CF_OPTIONS``, ``weights`` may be partial), to compare settings by the same curve; ``{"seed": 1}``
 there reseeds the generator alone, while ``--seed`` also redraws the data and the detector. Writes
-``<results-root>/benchmarks/cf-curve-<profile>-<run>[-<tag>].json`` and ``.png``.
+``<results-root>/benchmarks/cf-curve-<profile>-<run>[-<tag>].json`` and ``.png``; each row of the JSON
+holds ``routes``, what each concept does per value of each factor of the anomalies
+(:func:`cfx_lib.metrics.factor_changes_per_value`), also printed as a table. Run again on the same
+``--out`` (the checkpoint is complete), it only re-measures.
 ``benchmarks/bench_cf_seeds.py`` runs this script over several generator seeds and summarises them.
 Minutes are training time only (no checkpoints, samples or evaluation); on a shared machine they
 stretch, so the JSON gives the iterations too.
@@ -25,13 +28,17 @@ import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
+import pandas as pd
 
 from cfx_lib.config import get_profile
 from cfx_lib.counterfactual import Explainer, calibrate_score_eps, train_counterfactual
 from cfx_lib.data import load_dataset
 from cfx_lib.data.registry import make_setup
 from cfx_lib.io import write_json
-from cfx_lib.metrics import changed_factors, concept_purity, counterfactual_metrics, default_oracle_path, load_or_train_oracle
+from cfx_lib.metrics import (
+    changed_factors, concept_purity, counterfactual_metrics, default_oracle_path, factor_changes_per_value,
+    load_or_train_oracle, oracle_normal_mask,
+)
 from cfx_lib.notebook import NotebookRun, obtain_detector, run_id
 from cfx_lib.paths import default_data_root, default_results_root, find_repo_root
 from cfx_lib.viz import save_figure
@@ -77,21 +84,28 @@ normal_scores = detector.score_images(test.normal.images)
 # the score clip is resolved once: it depends on the detector, not on the iteration count
 base_cfg = calibrate_score_eps(profile.counterfactual_config(size, **{"seed": args.seed, **args.options}), detector,
                                train.normal.images)
+shown = train.anomalous.examples(base_cfg.n_samples)  # the sample grids cover every colour (or other factor)
 rows = []
 for iterations in args.iterations:
     cfg = base_cfg.replace(iterations=iterations)
-    result = train_counterfactual(cfg, detector, train.images, out_dir=out, progress=True)
+    result = train_counterfactual(cfg, detector, train.images, out_dir=out, progress=True,
+                                  sample_images=shown.images if len(shown) else None)
     explainer = Explainer(detector, result.generator, cfg, concept_classifier=result.models.concept_classifier)
     explanation = explainer.explain(anomalies)
     m = counterfactual_metrics(explanation, normal_scores, oracle, setup, explainer.concept_classifier)
-    purity, dominant = concept_purity(changed_factors(oracle, anomalies, explanation.counterfactuals))
+    changes = changed_factors(oracle, anomalies, explanation.counterfactuals)
+    purity, dominant = concept_purity(changes)
+    normal = [oracle_normal_mask(oracle, setup, explanation.counterfactuals[:, k]) for k in range(cfg.n_concepts)]
+    routes = factor_changes_per_value(changes, test.anomalous.factors, test.anomalous.factor_values, normal)
     row = {"iterations": iterations, "train_minutes": result.train_seconds / 60,
            **{k: m[k] for k in ("oracle_normal", "median_cf_score", "normality_auroc", "concept_acc")},
            **{f"oracle_normal_k{k + 1}": m[f"oracle_normal_k{k + 1}"] for k in range(cfg.n_concepts)},
            "purity": sum(purity) / len(purity), "dominant_factors": dominant,
-           "anomalies_phi_normal": m["anomaly_normal_share"]}
+           "anomalies_phi_normal": m["anomaly_normal_share"], "routes": routes}
     rows.append(row)
-    print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items()})
+    print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items() if k != "routes"})
+    print(pd.DataFrame(routes).pivot_table(index=["grouped by", "value"], columns="concept", aggfunc="first",
+                                           values=["route", "oracle-normal"], sort=False).round(2).to_string())
 
 name = f"cf-curve-{profile.name}-{run}" + (f"-{args.tag}" if args.tag else "")
 write_json({"profile": profile.name, "run": run, "options": args.options, "config": cfg.to_dict(), "rows": rows},

@@ -30,6 +30,9 @@ def test_cf_curve_resumes_through_its_iteration_counts(tmp_path):
     for row in result["rows"]:
         assert all(0.0 <= row[k] <= 1.0 for k in ("oracle_normal", "normality_auroc", "concept_acc", "purity"))
     assert result["rows"][1]["train_minutes"] >= result["rows"][0]["train_minutes"]  # resumed, not restarted
+    routes = result["rows"][1]["routes"]  # per concept and value of each factor of the test anomalies
+    assert {r["grouped by"] for r in routes} == {"digit", "color"} and {r["concept"] for r in routes} == {1, 2}
+    assert all(r["route"] in ("digit", "color", "none") and 0.0 <= r["oracle-normal"] <= 1.0 for r in routes)
     assert (tmp_path / "benchmarks" / "cf-curve-smoke-colored_mnist-default-bce-s0-b8.png").is_file()
 
 

@@ -128,6 +128,15 @@ class ADDataset(torch.utils.data.Dataset):
         gen = torch.Generator().manual_seed(seed)
         return self.subset(torch.randperm(len(self), generator=gen)[:n].sort().values)
 
+    def display_factor(self, preferred: str | None = None) -> str | None:
+        """The factor whose values example figures should cover (:meth:`spread`): ``preferred``
+        when the dataset has it, else the factor with the fewest values (the first of a tie), so
+        that a handful of examples shows each of them; None without factors. A figure of the first
+        or highest-scoring anomalies can show one kind only (e.g. only yellow digits)."""
+        if preferred is not None and preferred in self.factors:
+            return preferred
+        return min(self.factor_values, key=lambda f: len(self.factor_values[f]), default=None)
+
     def spread(self, n: int, factor: str | None = None, seed: int | None = 0) -> "ADDataset":
         """At most ``n`` samples that cover the values of ``factor`` in turn (one sample of each
         value, then a second of each, ...): examples for a figure that show every kind of anomaly.
@@ -144,6 +153,11 @@ class ADDataset(torch.utils.data.Dataset):
         groups = [order[values == v] for v in torch.unique(values)]
         picked = [int(g[i]) for i in range(max((len(g) for g in groups), default=0)) for g in groups if i < len(g)]
         return self.subset(torch.as_tensor(picked[:n], dtype=torch.long))
+
+    def examples(self, n: int, factor: str | None = None, seed: int | None = 0) -> "ADDataset":
+        """At most ``n`` samples for a figure: :meth:`spread` over :meth:`display_factor`
+        (``factor`` when the dataset has it), or the first ``n`` without factors."""
+        return self.spread(n, self.display_factor(factor), seed)
 
     def batches(
         self, batch_size: int, shuffle: bool = False, generator: torch.Generator | None = None,

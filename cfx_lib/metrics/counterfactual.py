@@ -3,7 +3,7 @@
 - :func:`normality_auroc`: AuROC of φ's scores, normal test data vs counterfactuals
   (0.5: φ cannot tell them apart; the paper's Table 1).
 - :func:`oracle_normal_share`: the share of counterfactuals that the oracle classifiers read as
-  belonging to the normal set (independent of φ).
+  belonging to the normal set (independent of φ); :func:`oracle_normal_mask` says which.
 - :func:`concept_accuracy`: R's accuracy at telling which concept produced a pair (Table 4).
 - :func:`counterfactual_metrics`: all of them, overall and per concept, as a flat dict, with
   the concepts' edit overlap (:func:`~.disentanglement.concept_overlap`).
@@ -27,13 +27,18 @@ def normality_auroc(normal_scores: torch.Tensor, cf_scores: torch.Tensor) -> flo
     return auroc(normal_scores.flatten(), cf_scores.flatten())
 
 
-def oracle_normal_share(oracle, setup: Any, images: torch.Tensor, min_confidence: float = MIN_CONFIDENCE) -> float:
-    """Share of ``images`` whose oracle-read factors make them normal under ``setup`` (a dataset
+def oracle_normal_mask(oracle, setup: Any, images: torch.Tensor, min_confidence: float = MIN_CONFIDENCE) -> torch.Tensor:
+    """Bool (N,): the oracle-read factors of each image make it normal under ``setup`` (a dataset
     setup with an ``is_normal(factors)`` method, e.g. :class:`ColoredMNISTSetup`). Factors read
     with less than ``min_confidence`` are unreadable and match no normal value."""
     if len(images) == 0:
         raise ValueError("no images to read")
-    return float(setup.is_normal(oracle.predict(images, min_confidence=min_confidence)).float().mean())
+    return setup.is_normal(oracle.predict(images, min_confidence=min_confidence))
+
+
+def oracle_normal_share(oracle, setup: Any, images: torch.Tensor, min_confidence: float = MIN_CONFIDENCE) -> float:
+    """Share of ``images`` that :func:`oracle_normal_mask` reads as normal."""
+    return float(oracle_normal_mask(oracle, setup, images, min_confidence).float().mean())
 
 
 @torch.no_grad()

@@ -3,6 +3,10 @@ as read by the factor oracles (:mod:`.oracle`). The paper could only judge this 
 
 - :func:`factor_changes`: per concept, the share of counterfactuals whose oracle reading differs
   from the anomaly's in each factor, and the share that change exactly one factor.
+- :func:`factor_changes_by`: the same per concept *and* per value of one factor of the anomaly
+  (e.g. its colour): a concept may take a different route for different anomalies, e.g. turn red
+  digits into 1s and recolour green ones, which a per-concept share averages away;
+  :func:`factor_changes_per_value` does it for every factor of a dataset at once.
 - :func:`concept_purity`: per concept, the share of counterfactuals that change exactly the
   concept's dominant factor and nothing else (1 = the concept is one factor).
 - :func:`minimality`: mean L1 distance between anomaly and counterfactual per concept.
@@ -11,6 +15,8 @@ as read by the factor oracles (:mod:`.oracle`). The paper could only judge this 
 """
 
 from __future__ import annotations
+
+from collections.abc import Sequence
 
 import torch
 
@@ -43,6 +49,48 @@ def factor_changes(changes: list[dict[str, torch.Tensor]], factors: list[str] | 
         row["no factor"] = float((count == 0).float().mean())
         rows.append(row)
     return rows
+
+
+def factor_changes_by(changes: list[dict[str, torch.Tensor]], groups: torch.Tensor, names: Sequence[str],
+                      by: str = "group", normal: list[torch.Tensor] | None = None,
+                      factors: list[str] | None = None) -> list[dict[str, float | str | int]]:
+    """:func:`factor_changes` per concept and per group of the images, e.g. per value of the
+    anomalies' colour: ``groups`` (N,) holds each image's index into ``names``. Rows carry
+    ``concept``, ``by`` (the group's name), ``n``, the ``changes <factor>`` shares, ``one factor``,
+    ``no factor``, ``route`` (the factor this concept changes most often in this group, "none" if it
+    changes none) and, with ``normal`` (per concept a bool (N,): the oracle reads the counterfactual
+    as normal, see :func:`~.counterfactual.oracle_normal_mask`), ``oracle-normal``. Empty groups
+    are left out."""
+    if normal is not None and len(normal) != len(changes):
+        raise ValueError(f"normal needs one mask per concept ({len(changes)}), got {len(normal)}")
+    rows = []
+    for k, per_factor in enumerate(changes):
+        names_f = factors or list(per_factor)
+        for index, name in enumerate(names):
+            mask = groups == index
+            if not mask.any():
+                continue
+            row = factor_changes([{f: per_factor[f][mask] for f in names_f}], names_f)[0]
+            shares = {f: row[f"changes {f}"] for f in names_f}
+            top = max(shares, key=shares.get)
+            row = {"concept": k + 1, by: name, "n": int(mask.sum())} | {c: v for c, v in row.items() if c != "concept"}
+            row["route"] = top if shares[top] > 0 else "none"
+            if normal is not None:
+                row["oracle-normal"] = float(normal[k][mask].float().mean())
+            rows.append(row)
+    return rows
+
+
+def factor_changes_per_value(changes: list[dict[str, torch.Tensor]], factors: dict[str, torch.Tensor],
+                             factor_values: dict[str, Sequence[str]],
+                             normal: list[torch.Tensor] | None = None) -> list[dict[str, float | str | int]]:
+    """:func:`factor_changes_by` grouped by each factor of the images in turn (``factors`` and
+    ``factor_values`` as an :class:`~cfx_lib.data.base.ADDataset` holds them, e.g.
+    ``anomalies.factors``): the rows of every grouping, each with ``grouped by`` (the factor) and
+    ``value`` (its value), the input of :func:`cfx_lib.viz.concept_routes`."""
+    return [{"grouped by": f, **row}
+            for f, names in factor_values.items()
+            for row in factor_changes_by(changes, factors[f], names, by="value", normal=normal)]
 
 
 def concept_purity(changes: list[dict[str, torch.Tensor]], factors: list[str] | None = None) -> tuple[list[float], list[str]]:

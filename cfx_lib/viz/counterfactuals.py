@@ -96,6 +96,43 @@ def traversal_grid(traversal, n: int = 4):
     return fig
 
 
+def concept_routes(table):
+    """Bars of what each concept does to the anomalies of each value of a factor: one panel per
+    grouping factor (rows) and concept (columns), x the factor's values, bars the share of
+    counterfactuals whose oracle reading changes each factor and, when the table has it, the share
+    read as normal. ``table`` is a DataFrame with columns ``grouped by``, ``value``, ``concept``, the
+    ``changes <factor>`` shares and optionally ``oracle-normal``: the rows of
+    :func:`cfx_lib.metrics.factor_changes_per_value`."""
+    import seaborn as sns
+
+    plt = _plt()
+    needed = {"grouped by", "value", "concept"}
+    if not needed <= set(table.columns):
+        raise ValueError(f"concept_routes needs the columns {sorted(needed)}, got {list(table.columns)}")
+    measures = [c for c in table.columns if c.startswith("changes ")] + [c for c in ["oracle-normal"] if c in table]
+    long = table.melt(id_vars=["grouped by", "value", "concept"], value_vars=measures, var_name="share of", value_name="share")
+    groups, concepts = list(dict.fromkeys(table["grouped by"])), sorted(set(table["concept"]))
+    fig, axes = plt.subplots(len(groups), len(concepts), figsize=(3.4 * len(concepts), 2.6 * len(groups)),
+                             squeeze=False, sharey=True)
+    for i, group in enumerate(groups):
+        for j, concept in enumerate(concepts):
+            ax = axes[i][j]
+            part = long[(long["grouped by"] == group) & (long["concept"] == concept)]
+            sns.barplot(data=part, x="value", y="share", hue="share of", hue_order=measures, ax=ax)
+            ax.set_title(f"concept {concept}, anomalies by {group}", fontsize=9)
+            ax.set(xlabel="", ylabel="share" if j == 0 else "", ylim=(0, 1.05))
+            ax.tick_params(axis="x", rotation=45, labelsize=7)
+            if ax.get_legend() is not None and (i, j) != (0, len(concepts) - 1):
+                ax.get_legend().remove()
+    legend = axes[0][-1].get_legend()
+    if legend is not None:
+        legend.set_title(None)
+        for text in legend.get_texts():
+            text.set_fontsize(7)
+    fig.tight_layout()
+    return fig
+
+
 def metric_curve(rows: Sequence[dict], x: str, keys: Sequence[str], title: str = ""):
     """Lines of several metrics against ``x`` (e.g. oracle-normal share against training minutes)."""
     plt = _plt()

@@ -174,6 +174,7 @@ def test_smoke_profile_end_to_end(tmp_path):
     profile = results / "smoke"
     run = profile / "runs" / "colored_mnist-default-bce-s0"
     for path in ("02_detector/detector.pt", "03_counterfactual/explainer.pt", "03_counterfactual/metrics.json",
+                 "03_counterfactual/oracle_changes_by_factor.csv", "03_counterfactual/concept_routes.png",
                  "05_qualitative/qualitative.png", "05_qualitative/05_qualitative.ipynb"):
         assert (run / path).is_file(), path
     for name in ("table1_normality", "table2_fidn", "table2a_retraining", "table4_disentanglement"):

@@ -121,3 +121,20 @@ def test_spread_covers_every_value_of_a_factor_in_turn():
     assert len(data.spread(3)) == 3 and len(data.spread(100, "color")) == 7
     with pytest.raises(ValueError, match="no factor 'digit'"):
         data.spread(3, "digit")
+
+
+def test_display_factor_prefers_the_asked_factor_else_the_one_with_fewest_values():
+    import torch
+
+    from cfx_lib.data.base import ADDataset
+
+    digit, color = torch.tensor([0, 1, 2]), torch.tensor([0, 1, 0])
+    data = ADDataset("toy", "test", torch.zeros(3, 1, 1, 1), digit, torch.ones(3, dtype=torch.bool), ["0", "1", "2"],
+                     {"digit": digit, "color": color}, {"digit": [str(d) for d in range(10)], "color": ["red", "blue"]})
+    assert data.display_factor() == "color" and data.display_factor("digit") == "digit"
+    assert data.display_factor("shape") == "color"  # a factor the dataset lacks falls back
+    plain = ADDataset("toy", "test", torch.zeros(3, 1, 1, 1), digit, torch.ones(3, dtype=torch.bool), ["0", "1", "2"])
+    assert plain.display_factor() is None and plain.display_factor("color") is None
+    assert data.examples(2).factors["color"].tolist() == [0, 1]  # one of each colour, not digits 0 and 1 by order
+    assert data.examples(3, "digit", seed=None).factors["digit"].tolist() == [0, 1, 2]
+    assert len(plain.examples(2)) == 2

@@ -2,7 +2,9 @@ import pytest
 import torch
 from torch import nn
 
-from cfx_lib.metrics import concept_overlap, concept_purity, factor_changes, fid, fidn, minimality
+from cfx_lib.metrics import (
+    concept_overlap, concept_purity, factor_changes, factor_changes_by, factor_changes_per_value, fid, fidn, minimality,
+)
 
 
 class MeanColour(nn.Module):
@@ -42,6 +44,31 @@ def test_purity_of_a_colour_only_concept_is_one():
     rows = factor_changes(changes)
     assert rows[0]["changes color"] == 1.0 and rows[0]["one factor"] == 1.0
     assert rows[1]["one factor"] == 0.5 and rows[1]["no factor"] == 0.0
+
+
+def test_factor_changes_by_group_shows_a_route_per_anomaly_colour():
+    # one concept that turns red anomalies into another digit (colour kept) and recolours green ones:
+    # over all anomalies each factor changes half the time, per colour each group has one route
+    colour = torch.tensor([0, 0, 0, 1, 1, 1])  # red, red, red, green, green, green
+    red = colour == 0
+    changes = [{"digit": red.clone(), "color": ~red}]
+    assert factor_changes(changes)[0]["changes digit"] == 0.5
+    normal = [torch.tensor([True, True, False, True, True, True])]
+    rows = factor_changes_by(changes, colour, ["red", "green", "blue"], by="colour", normal=normal)
+    assert [(r["colour"], r["n"], r["route"]) for r in rows] == [("red", 3, "digit"), ("green", 3, "color")]  # no blue
+    assert rows[0]["changes digit"] == 1.0 and rows[0]["changes color"] == 0.0 and rows[0]["one factor"] == 1.0
+    assert rows[0]["oracle-normal"] == pytest.approx(2 / 3) and rows[1]["oracle-normal"] == 1.0
+    unchanged = [{"digit": torch.zeros(6, dtype=torch.bool), "color": torch.zeros(6, dtype=torch.bool)}]
+    assert {r["route"] for r in factor_changes_by(unchanged, colour, ["red", "green"])} == {"none"}
+    assert "oracle-normal" not in factor_changes_by(unchanged, colour, ["red", "green"])[0]
+    with pytest.raises(ValueError, match="one mask per concept"):
+        factor_changes_by(changes, colour, ["red", "green"], normal=normal * 2)
+    digit = torch.tensor([3, 3, 3, 3, 3, 5])
+    per_value = factor_changes_per_value(changes, {"digit": digit, "colour": colour},
+                                         {"digit": [str(d) for d in range(10)], "colour": ["red", "green"]})
+    assert [(r["grouped by"], r["value"], r["n"]) for r in per_value] == [
+        ("digit", "3", 5), ("digit", "5", 1), ("colour", "red", 3), ("colour", "green", 3)]
+    assert per_value[2]["route"] == "digit" and per_value[3]["route"] == "color"
 
 
 def test_minimality():

@@ -13,8 +13,9 @@ of notebook 03. ``--options`` overrides fields of the profile's generator config
 03's ``CF_OPTIONS``, ``weights`` may be partial), to compare settings by the same curve; ``{"seed": 1}``
 there reseeds the generator alone, while ``--seed`` also redraws the data and the detector. Writes
 ``<results-root>/benchmarks/cf-curve-<profile>-<run>[-<tag>].json`` and ``.png``; each row of the JSON
-holds ``routes``, what each concept does per value of each factor of the anomalies
-(:func:`cfx_lib.metrics.factor_changes_per_value`), also printed as a table. Run again on the same
+holds ``routes``, what each concept does per value of each factor of the anomalies, how many of
+those the oracle reads as normal and how large the edit is (:func:`cfx_lib.metrics.route_table`), also
+printed as a table. Run again on the same
 ``--out`` (the checkpoint is complete), it only re-measures.
 ``benchmarks/bench_cf_seeds.py`` runs this script over several generator seeds and summarises them.
 Minutes are training time only (no checkpoints, samples or evaluation); on a shared machine they
@@ -36,8 +37,7 @@ from cfx_lib.data import load_dataset
 from cfx_lib.data.registry import make_setup
 from cfx_lib.io import write_json
 from cfx_lib.metrics import (
-    changed_factors, concept_purity, counterfactual_metrics, default_oracle_path, factor_changes_per_value,
-    load_or_train_oracle, oracle_normal_mask,
+    changed_factors, concept_purity, counterfactual_metrics, default_oracle_path, load_or_train_oracle, route_table,
 )
 from cfx_lib.notebook import NotebookRun, obtain_detector, run_id
 from cfx_lib.paths import default_data_root, default_results_root, find_repo_root
@@ -95,8 +95,7 @@ for iterations in args.iterations:
     m = counterfactual_metrics(explanation, normal_scores, oracle, setup, explainer.concept_classifier)
     changes = changed_factors(oracle, anomalies, explanation.counterfactuals)
     purity, dominant = concept_purity(changes)
-    normal = [oracle_normal_mask(oracle, setup, explanation.counterfactuals[:, k]) for k in range(cfg.n_concepts)]
-    routes = factor_changes_per_value(changes, test.anomalous.factors, test.anomalous.factor_values, normal)
+    routes = route_table(oracle, setup, test.anomalous, explanation.counterfactuals, changes)
     row = {"iterations": iterations, "train_minutes": result.train_seconds / 60,
            **{k: m[k] for k in ("oracle_normal", "median_cf_score", "normality_auroc", "concept_acc")},
            **{f"oracle_normal_k{k + 1}": m[f"oracle_normal_k{k + 1}"] for k in range(cfg.n_concepts)},
@@ -105,7 +104,7 @@ for iterations in args.iterations:
     rows.append(row)
     print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items() if k != "routes"})
     print(pd.DataFrame(routes).pivot_table(index=["grouped by", "value"], columns="concept", aggfunc="first",
-                                           values=["route", "oracle-normal"], sort=False).round(2).to_string())
+                                           values=["route", "oracle-normal", "l1"], sort=False).round(2).to_string())
 
 name = f"cf-curve-{profile.name}-{run}" + (f"-{args.tag}" if args.tag else "")
 write_json({"profile": profile.name, "run": run, "options": args.options, "config": cfg.to_dict(), "rows": rows},

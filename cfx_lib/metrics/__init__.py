@@ -2,11 +2,11 @@
 
 from .auroc import auroc
 from .counterfactual import (
-    concept_accuracy, counterfactual_metrics, normality_auroc, oracle_normal_mask, oracle_normal_share,
+    concept_accuracy, counterfactual_metrics, normality_auroc, oracle_normal_mask, oracle_normal_share, route_table,
 )
 from .disentanglement import (
-    changed_factors, concept_overlap, concept_purity, factor_changes, factor_changes_by, factor_changes_per_value,
-    minimality,
+    changed_factors, concept_overlap, concept_purity, edit_sizes, factor_changes, factor_changes_by,
+    factor_changes_per_value, minimality,
 )
 from .oracle import FactorOracle, OracleReport, default_oracle_path, load_or_train_oracle, oracle_accuracy, train_oracle
 from .probe import PatchProbe, describe_reading, paste_patch, patch_probe, recolor, recolor_probe, shift_probe
@@ -16,7 +16,8 @@ from .seeds import PairedGain, paired_gain, seed_summary
 
 __all__ = [
     "auroc", "concept_accuracy", "counterfactual_metrics", "normality_auroc", "oracle_normal_mask", "oracle_normal_share",
-    "changed_factors", "concept_overlap", "concept_purity", "factor_changes", "factor_changes_by",
+    "route_table",
+    "changed_factors", "concept_overlap", "concept_purity", "edit_sizes", "factor_changes", "factor_changes_by",
     "factor_changes_per_value", "minimality",
     "FactorOracle", "OracleReport", "default_oracle_path", "load_or_train_oracle", "oracle_accuracy", "train_oracle",
     "PatchProbe", "describe_reading", "paste_patch", "patch_probe", "recolor", "recolor_probe", "shift_probe",

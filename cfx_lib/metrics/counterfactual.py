@@ -7,6 +7,8 @@
 - :func:`concept_accuracy`: R's accuracy at telling which concept produced a pair (Table 4).
 - :func:`counterfactual_metrics`: all of them, overall and per concept, as a flat dict, with
   the concepts' edit overlap (:func:`~.disentanglement.concept_overlap`).
+- :func:`route_table`: per concept and per value of each factor of the anomalies, which factors the
+  counterfactuals change, how many the oracle reads as normal and how large the edit is.
 """
 
 from __future__ import annotations
@@ -16,7 +18,7 @@ from typing import Any
 import torch
 
 from .auroc import auroc
-from .disentanglement import concept_overlap
+from .disentanglement import changed_factors, concept_overlap, edit_sizes, factor_changes_per_value
 from .oracle import MIN_CONFIDENCE
 
 
@@ -101,3 +103,21 @@ def counterfactual_metrics(explanation, normal_scores: torch.Tensor, oracle=None
     if concept_classifier is not None:
         m["concept_acc"] = concept_accuracy(concept_classifier, explanation.images, explanation.counterfactuals)
     return m
+
+
+def route_table(oracle, setup: Any, anomalies, counterfactuals: torch.Tensor,
+                changes: list[dict[str, torch.Tensor]] | None = None) -> list[dict[str, float | str | int]]:
+    """What each concept does to the anomalies of each value of each factor (e.g. red digits, green
+    ones, ...): the rows of :func:`~.disentanglement.factor_changes_per_value` with ``oracle-normal``
+    (:func:`oracle_normal_mask`) and ``l1`` (:func:`~.disentanglement.edit_sizes`, the mean absolute
+    pixel change) per group. ``anomalies`` is the :class:`~cfx_lib.data.base.ADDataset` explained,
+    ``counterfactuals`` (N, K, C, H, W); ``changes`` (:func:`~.disentanglement.changed_factors`) is
+    computed when not given. The input of :func:`cfx_lib.viz.concept_routes`."""
+    if not anomalies.factors:
+        raise ValueError(f"{anomalies.name} has no ground-truth factors to break the counterfactuals down by")
+    if changes is None:
+        changes = changed_factors(oracle, anomalies.images, counterfactuals)
+    values = {"oracle-normal": [oracle_normal_mask(oracle, setup, counterfactuals[:, k])
+                                for k in range(counterfactuals.shape[1])],
+              "l1": edit_sizes(anomalies.images, counterfactuals)}
+    return factor_changes_per_value(changes, anomalies.factors, anomalies.factor_values, values)

@@ -9,7 +9,8 @@ as read by the factor oracles (:mod:`.oracle`). The paper could only judge this 
   :func:`factor_changes_per_value` does it for every factor of a dataset at once.
 - :func:`concept_purity`: per concept, the share of counterfactuals that change exactly the
   concept's dominant factor and nothing else (1 = the concept is one factor).
-- :func:`minimality`: mean L1 distance between anomaly and counterfactual per concept.
+- :func:`minimality`: mean L1 distance between anomaly and counterfactual per concept
+  (:func:`edit_sizes`: per image).
 - :func:`concept_overlap`: how alike the K concepts' edits of the same image are (needs no
   oracle, so it applies to every dataset).
 """
@@ -52,17 +53,19 @@ def factor_changes(changes: list[dict[str, torch.Tensor]], factors: list[str] | 
 
 
 def factor_changes_by(changes: list[dict[str, torch.Tensor]], groups: torch.Tensor, names: Sequence[str],
-                      by: str = "group", normal: list[torch.Tensor] | None = None,
+                      by: str = "group", values: dict[str, list[torch.Tensor]] | None = None,
                       factors: list[str] | None = None) -> list[dict[str, float | str | int]]:
     """:func:`factor_changes` per concept and per group of the images, e.g. per value of the
     anomalies' colour: ``groups`` (N,) holds each image's index into ``names``. Rows carry
     ``concept``, ``by`` (the group's name), ``n``, the ``changes <factor>`` shares, ``one factor``,
     ``no factor``, ``route`` (the factor this concept changes most often in this group, "none" if it
-    changes none) and, with ``normal`` (per concept a bool (N,): the oracle reads the counterfactual
-    as normal, see :func:`~.counterfactual.oracle_normal_mask`), ``oracle-normal``. Empty groups
-    are left out."""
-    if normal is not None and len(normal) != len(changes):
-        raise ValueError(f"normal needs one mask per concept ({len(changes)}), got {len(normal)}")
+    changes none) and the group's mean of each of ``values`` (column name → per concept a tensor
+    (N,), e.g. ``"oracle-normal"``: :func:`~.counterfactual.oracle_normal_mask` of each concept's
+    counterfactuals, ``"l1"``: :func:`edit_sizes`). Empty groups are left out."""
+    values = values or {}
+    for column, per_concept in values.items():
+        if len(per_concept) != len(changes):
+            raise ValueError(f"values[{column!r}] needs one tensor per concept ({len(changes)}), got {len(per_concept)}")
     rows = []
     for k, per_factor in enumerate(changes):
         names_f = factors or list(per_factor)
@@ -75,22 +78,21 @@ def factor_changes_by(changes: list[dict[str, torch.Tensor]], groups: torch.Tens
             top = max(shares, key=shares.get)
             row = {"concept": k + 1, by: name, "n": int(mask.sum())} | {c: v for c, v in row.items() if c != "concept"}
             row["route"] = top if shares[top] > 0 else "none"
-            if normal is not None:
-                row["oracle-normal"] = float(normal[k][mask].float().mean())
+            row |= {column: float(per_concept[k][mask].float().mean()) for column, per_concept in values.items()}
             rows.append(row)
     return rows
 
 
 def factor_changes_per_value(changes: list[dict[str, torch.Tensor]], factors: dict[str, torch.Tensor],
                              factor_values: dict[str, Sequence[str]],
-                             normal: list[torch.Tensor] | None = None) -> list[dict[str, float | str | int]]:
+                             values: dict[str, list[torch.Tensor]] | None = None) -> list[dict[str, float | str | int]]:
     """:func:`factor_changes_by` grouped by each factor of the images in turn (``factors`` and
     ``factor_values`` as an :class:`~cfx_lib.data.base.ADDataset` holds them, e.g.
     ``anomalies.factors``): the rows of every grouping, each with ``grouped by`` (the factor) and
     ``value`` (its value), the input of :func:`cfx_lib.viz.concept_routes`."""
     return [{"grouped by": f, **row}
             for f, names in factor_values.items()
-            for row in factor_changes_by(changes, factors[f], names, by="value", normal=normal)]
+            for row in factor_changes_by(changes, factors[f], names, by="value", values=values)]
 
 
 def concept_purity(changes: list[dict[str, torch.Tensor]], factors: list[str] | None = None) -> tuple[list[float], list[str]]:
@@ -107,9 +109,14 @@ def concept_purity(changes: list[dict[str, torch.Tensor]], factors: list[str] | 
     return purities, dominant
 
 
+def edit_sizes(images: torch.Tensor, counterfactuals: torch.Tensor) -> list[torch.Tensor]:
+    """Per concept, the mean absolute pixel difference between each image and its counterfactual (N,)."""
+    return [(counterfactuals[:, k] - images).abs().flatten(1).mean(1) for k in range(counterfactuals.shape[1])]
+
+
 def minimality(images: torch.Tensor, counterfactuals: torch.Tensor) -> list[float]:
     """Mean absolute pixel difference between each image and its counterfactual, per concept."""
-    return [float((counterfactuals[:, k] - images).abs().mean()) for k in range(counterfactuals.shape[1])]
+    return [float(size.mean()) for size in edit_sizes(images, counterfactuals)]
 
 
 def concept_overlap(images: torch.Tensor, counterfactuals: torch.Tensor) -> float:

@@ -7,7 +7,7 @@ from cfx_lib.data.colored_mnist import COLOR_NAMES, PALETTE, ColoredMNISTSetup
 from cfx_lib.data.registry import make_setup
 from cfx_lib.metrics import (
     FactorOracle, concept_accuracy, counterfactual_metrics, load_or_train_oracle, normality_auroc,
-    oracle_accuracy, oracle_normal_share, train_oracle,
+    oracle_accuracy, oracle_normal_share, route_table, train_oracle,
 )
 
 
@@ -47,6 +47,27 @@ def test_oracle_normal_share_counts_only_normal_readings():
     assert oracle_normal_share(FakeOracle(digit=1), setup, images) == 1.0
     with pytest.raises(ValueError, match="no images"):
         oracle_normal_share(FakeOracle(), setup, images[:0])
+
+
+def test_route_table_breaks_a_recolouring_down_by_the_anomaly_colour():
+    # red and blue 7s; concept 1 recolours every anomaly to cyan, concept 2 leaves them as they are
+    images = torch.cat([solid("red", 2), solid("blue", 2)])
+    colors = torch.tensor([COLOR_NAMES.index("red")] * 2 + [COLOR_NAMES.index("blue")] * 2)
+    anomalies = ADDataset("toy", "test", images, torch.full((4,), 7), torch.ones(4, dtype=torch.bool),
+                          [str(d) for d in range(10)], {"digit": torch.full((4,), 7), "color": colors},
+                          {"digit": [str(d) for d in range(10)], "color": list(COLOR_NAMES)})
+    counterfactuals = torch.stack([solid("cyan", 4), images], 1)
+    rows = route_table(FakeOracle(digit=7), ColoredMNISTSetup(), anomalies, counterfactuals)
+    by_colour = {(r["concept"], r["value"]): r for r in rows if r["grouped by"] == "color"}
+    assert set(by_colour) == {(1, "red"), (1, "blue"), (2, "red"), (2, "blue")}  # colours without anomalies left out
+    assert by_colour[1, "red"]["route"] == "color" and by_colour[1, "red"]["oracle-normal"] == 1.0
+    assert by_colour[1, "red"]["l1"] == pytest.approx(1.0)  # red → cyan changes all three channels
+    assert by_colour[1, "blue"]["l1"] == pytest.approx(1 / 3)  # blue → cyan only the green one
+    assert by_colour[2, "red"]["route"] == "none" and by_colour[2, "red"]["oracle-normal"] == 0.0
+    assert [r["n"] for r in rows if r["grouped by"] == "digit"] == [4, 4]
+    plain = ADDataset("toy", "test", images, torch.zeros(4), torch.ones(4, dtype=torch.bool), ["0"])
+    with pytest.raises(ValueError, match="no ground-truth factors"):
+        route_table(FakeOracle(), ColoredMNISTSetup(), plain, counterfactuals)
 
 
 def test_normality_auroc_known_answers():

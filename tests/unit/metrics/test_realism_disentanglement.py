@@ -3,7 +3,8 @@ import torch
 from torch import nn
 
 from cfx_lib.metrics import (
-    concept_overlap, concept_purity, factor_changes, factor_changes_by, factor_changes_per_value, fid, fidn, minimality,
+    concept_overlap, concept_purity, edit_sizes, factor_changes, factor_changes_by, factor_changes_per_value, fid, fidn,
+    minimality,
 )
 
 
@@ -53,16 +54,18 @@ def test_factor_changes_by_group_shows_a_route_per_anomaly_colour():
     red = colour == 0
     changes = [{"digit": red.clone(), "color": ~red}]
     assert factor_changes(changes)[0]["changes digit"] == 0.5
-    normal = [torch.tensor([True, True, False, True, True, True])]
-    rows = factor_changes_by(changes, colour, ["red", "green", "blue"], by="colour", normal=normal)
+    values = {"oracle-normal": [torch.tensor([True, True, False, True, True, True])],
+              "l1": [torch.tensor([0.3, 0.3, 0.3, 0.1, 0.1, 0.1])]}
+    rows = factor_changes_by(changes, colour, ["red", "green", "blue"], by="colour", values=values)
     assert [(r["colour"], r["n"], r["route"]) for r in rows] == [("red", 3, "digit"), ("green", 3, "color")]  # no blue
     assert rows[0]["changes digit"] == 1.0 and rows[0]["changes color"] == 0.0 and rows[0]["one factor"] == 1.0
     assert rows[0]["oracle-normal"] == pytest.approx(2 / 3) and rows[1]["oracle-normal"] == 1.0
+    assert rows[0]["l1"] == pytest.approx(0.3) and rows[1]["l1"] == pytest.approx(0.1)
     unchanged = [{"digit": torch.zeros(6, dtype=torch.bool), "color": torch.zeros(6, dtype=torch.bool)}]
     assert {r["route"] for r in factor_changes_by(unchanged, colour, ["red", "green"])} == {"none"}
     assert "oracle-normal" not in factor_changes_by(unchanged, colour, ["red", "green"])[0]
-    with pytest.raises(ValueError, match="one mask per concept"):
-        factor_changes_by(changes, colour, ["red", "green"], normal=normal * 2)
+    with pytest.raises(ValueError, match="one tensor per concept"):
+        factor_changes_by(changes, colour, ["red", "green"], values={"l1": values["l1"] * 2})
     digit = torch.tensor([3, 3, 3, 3, 3, 5])
     per_value = factor_changes_per_value(changes, {"digit": digit, "colour": colour},
                                          {"digit": [str(d) for d in range(10)], "colour": ["red", "green"]})
@@ -75,6 +78,8 @@ def test_minimality():
     x = torch.zeros(4, 1, 2, 2)
     cfs = torch.stack([x, x + 0.5], 1)
     assert minimality(x, cfs) == [0.0, 0.5]
+    cfs[1, 1] = 1.0  # one image edited more
+    assert edit_sizes(x, cfs)[1].tolist() == [0.5, 1.0, 0.5, 0.5] and edit_sizes(x, cfs)[0].tolist() == [0.0] * 4
 
 
 def test_concept_overlap_tells_the_same_edit_from_different_ones():

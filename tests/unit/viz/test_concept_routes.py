@@ -20,8 +20,10 @@ def _close_figures():
 def _table(normal: bool) -> pd.DataFrame:
     colour = torch.tensor([0, 0, 1, 1])
     changes = [{"digit": colour == 0, "color": colour == 1}, {"digit": colour == 1, "color": colour == 0}]
-    masks = [torch.ones(4, dtype=torch.bool)] * 2 if normal else None
-    return pd.DataFrame(factor_changes_per_value(changes, {"colour": colour}, {"colour": ["red", "green"]}, masks))
+    values = {"l1": [torch.full((4,), 0.2)] * 2}  # not a share: never drawn
+    if normal:
+        values["oracle-normal"] = [torch.ones(4, dtype=torch.bool)] * 2
+    return pd.DataFrame(factor_changes_per_value(changes, {"colour": colour}, {"colour": ["red", "green"]}, values))
 
 
 def test_concept_routes_draws_a_panel_per_concept_with_a_bar_per_value_and_measure():

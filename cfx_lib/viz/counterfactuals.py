@@ -114,6 +114,7 @@ def concept_routes(table):
     groups, concepts = list(dict.fromkeys(table["grouped by"])), sorted(set(table["concept"]))
     fig, axes = plt.subplots(len(groups), len(concepts), figsize=(3.4 * len(concepts), 2.6 * len(groups)),
                              squeeze=False, sharey=True)
+    handles, labels = [], []
     for i, group in enumerate(groups):
         for j, concept in enumerate(concepts):
             ax = axes[i][j]
@@ -122,14 +123,15 @@ def concept_routes(table):
             ax.set_title(f"concept {concept}, anomalies by {group}", fontsize=9)
             ax.set(xlabel="", ylabel="share" if j == 0 else "", ylim=(0, 1.05))
             ax.tick_params(axis="x", rotation=45, labelsize=7)
-            if ax.get_legend() is not None and (i, j) != (0, len(concepts) - 1):
-                ax.get_legend().remove()
-    legend = axes[0][-1].get_legend()
-    if legend is not None:
-        legend.set_title(None)
-        for text in legend.get_texts():
-            text.set_fontsize(7)
-    fig.tight_layout()
+            if ax.get_legend() is not None:
+                if not handles:
+                    handles, labels = ax.get_legend_handles_labels()
+                ax.get_legend().remove()  # one legend for the figure, above the panels, covering no bar
+    top = 1.0
+    if handles:
+        top = 1 - 0.35 / fig.get_figheight()
+        fig.legend(handles, labels, loc="upper center", ncol=len(labels), fontsize=7, frameon=False)
+    fig.tight_layout(rect=(0, 0, 1, top))
     return fig
 
 

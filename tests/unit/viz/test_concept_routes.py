@@ -32,8 +32,9 @@ def test_concept_routes_draws_a_panel_per_concept_with_a_bar_per_value_and_measu
     # 2 colours × 3 measures (changes digit, changes color, oracle-normal); the red digit bar of concept 1 is full
     heights = [p.get_height() for p in fig.axes[0].patches if p.get_width() > 0]
     assert len(heights) == 6 and max(heights) == pytest.approx(1.0)
-    labels = [t.get_text() for t in fig.axes[-1].get_legend().get_texts()]
+    labels = [t.get_text() for t in fig.legends[0].get_texts()]  # one legend, for the figure
     assert labels == ["changes digit", "changes color", "oracle-normal"]
+    assert all(ax.get_legend() is None for ax in fig.axes)  # no panel's bars hidden under a legend
     assert len([p for p in concept_routes(_table(normal=False)).axes[0].patches if p.get_width() > 0]) == 4
 
 

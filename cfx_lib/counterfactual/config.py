@@ -33,7 +33,7 @@ class LossWeights:
     anomaly are different changes, not the same change told apart by R through details. It costs
     one more generator pass per iteration. On ``colored_mnist`` (BCE-OE, λ 5) it made the edits
     different but not one factor each, and the figures worse (docs/experiments.md, "The two concepts make the
-    same edit"), so no profile turns it on.
+    same edit"; on a detector trained on shifted images too, "Session 20"), so no profile turns it on.
 
     ``proximity`` is **our addition, not in the paper** (0 by default): it weighs ‖x − G(x, α, k)‖₁,
     the size of the edit itself, the proximity term of counterfactual explanations outside GANs

@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .losses import DEFAULT_SCORE_EPS, SCORE_SPACES
+from .models import R_INPUTS
 
 #: ``score_eps`` value that takes the clip from the detector's scores of normal training images.
 AUTO = "auto"
@@ -74,6 +75,13 @@ class CounterfactualConfig:
             paper's**; see :class:`~cfx_lib.counterfactual.models.Generator`).
         d_widths: channels of the discriminator's down-sampling blocks.
         r_widths: channels of the concept classifier's down-sampling blocks.
+        r_input: what the concept classifier R reads: ``"pair"`` (the default, the paper's) the
+            channel concatenation of (x, x′); ``"edit"`` (**our option, not the paper's**) only the
+            map max_c |x′ − x| of where and how much x changed, in no particular colour (see
+            :class:`~cfx_lib.counterfactual.models.ConceptClassifier`). On ``colored_mnist`` (BCE-OE,
+            two generator seeds) one concept became a near-identity with a small mark that R reads,
+            or, with λ_φ 5, both concepts the same recolouring (docs/experiments.md, "Session 21"),
+            so no profile turns it on.
         cond_dim: size of the embedding of (α, k) that feeds the conditional batch norms.
         batch_size: images per iteration.
         iterations: generator updates.
@@ -139,6 +147,7 @@ class CounterfactualConfig:
     g_skip: bool = False
     d_widths: tuple[int, ...] = (64, 128, 128)
     r_widths: tuple[int, ...] = (64, 128)
+    r_input: str = "pair"
     cond_dim: int = 64
     batch_size: int = 64
     iterations: int = 20000
@@ -191,6 +200,8 @@ class CounterfactualConfig:
             value = getattr(self, key)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
                 raise ValueError(f"{key} must be a number >= 0, got {value!r}")
+        if self.r_input not in R_INPUTS:
+            raise ValueError(f"r_input must be one of {list(R_INPUTS)}, got {self.r_input!r}")
         if self.score_space not in SCORE_SPACES:
             raise ValueError(f"score_space must be one of {list(SCORE_SPACES)}, got {self.score_space!r}")
         if self.score_eps != AUTO and (not isinstance(self.score_eps, (int, float)) or isinstance(self.score_eps, bool)
@@ -272,4 +283,4 @@ class CounterfactualConfig:
     def architecture(self) -> dict[str, Any]:
         """The fields that decide the networks' shapes (what a checkpoint must match)."""
         return {k: self.to_dict()[k] for k in ("n_concepts", "g_widths", "g_res_blocks", "g_residual", "g_skip", "d_widths", "r_widths",
-                                                      "cond_dim")}
+                                                      "r_input", "cond_dim")}

@@ -5,8 +5,8 @@
   to the data range [0, 1].
 - :class:`Discriminator` D(x, α): a spectral-normed ResNet with a projection term on α, so it
   judges "a realistic image with score α" (hinge loss).
-- :class:`ConceptClassifier` R(x, x′): spectral-normed, on the channel concatenation of a pair,
-  K logits: which concept turned x into x′.
+- :class:`ConceptClassifier` R(x, x′): spectral-normed, on the channel concatenation of a pair
+  (or, our option, on the map of where x changed), K logits: which concept turned x into x′.
 
 Sizes: any square image whose side is divisible by 2^len(widths) (28×28 and 32×32 with two
 stages; 32×32 with three).
@@ -241,19 +241,43 @@ class Discriminator(nn.Module):
         return self.linear(h).squeeze(1) + (v * h).sum(dim=1)
 
 
-class ConceptClassifier(nn.Module):
-    """R(x, x′) → K logits: which concept changed x into x′ (spectral-normed)."""
+R_INPUTS = ("pair", "edit")
 
-    def __init__(self, image_shape: tuple[int, int, int], n_concepts: int = 2, widths: tuple[int, ...] = (64, 128)) -> None:
+
+def edit_map(x: torch.Tensor, x_prime: torch.Tensor) -> torch.Tensor:
+    """(B, 1, H, W): per pixel, the largest absolute change over the channels, max_c |x′ − x|.
+
+    Where and how much an image changed, not in which colour: a change between two saturated
+    colours reads 1 whichever they are (red → cyan as blue → cyan), so the map of a recolouring is
+    the silhouette of the digit, that of a digit edit its added and removed strokes."""
+    return (x_prime - x).abs().amax(dim=1, keepdim=True)
+
+
+class ConceptClassifier(nn.Module):
+    """R(x, x′) → K logits: which concept changed x into x′ (spectral-normed).
+
+    ``input``: ``"pair"`` (the paper's, DISSECT's) reads the channel concatenation of x and x′.
+    ``"edit"`` (**our option, not the paper's**) reads only :func:`edit_map` (x, x′), where and how
+    much x changed in any colour: R then cannot tell the concepts apart by what the anomaly looks
+    like (its colour) and has to by the form of the edit, so a concept that recolours some
+    anomalies and reshapes others is no longer one R can recognise.
+    """
+
+    def __init__(self, image_shape: tuple[int, int, int], n_concepts: int = 2, widths: tuple[int, ...] = (64, 128),
+                 input: str = "pair") -> None:
         super().__init__()
+        if input not in R_INPUTS:
+            raise ValueError(f"the concept classifier's input must be one of {list(R_INPUTS)}, got {input!r}")
         self.image_shape = tuple(image_shape)
-        self.features = SNResNet(2 * image_shape[0], widths)
+        self.input = input
+        self.features = SNResNet(2 * image_shape[0] if input == "pair" else 1, widths)
         self.head = spectral_norm(nn.Linear(self.features.out_dim, n_concepts))
 
     def forward(self, x: torch.Tensor, x_prime: torch.Tensor) -> torch.Tensor:
         check_images(x, self.image_shape)
         check_images(x_prime, self.image_shape, "counterfactuals")
-        return self.head(self.features(torch.cat([x, x_prime], dim=1) * 2 - 1))
+        h = torch.cat([x, x_prime], dim=1) if self.input == "pair" else edit_map(x, x_prime)
+        return self.head(self.features(h * 2 - 1))
 
 
 def build_generator(cfg, image_shape: tuple[int, int, int]) -> Generator:
@@ -269,4 +293,4 @@ def build_discriminator(cfg, image_shape: tuple[int, int, int]) -> Discriminator
 
 def build_concept_classifier(cfg, image_shape: tuple[int, int, int]) -> ConceptClassifier:
     """The concept classifier R a :class:`~cfx_lib.counterfactual.config.CounterfactualConfig` describes."""
-    return ConceptClassifier(image_shape, cfg.n_concepts, cfg.r_widths)
+    return ConceptClassifier(image_shape, cfg.n_concepts, cfg.r_widths, cfg.r_input)

@@ -535,3 +535,42 @@ def test_pixel_noise_options_reach_their_term_and_stay_deterministic(toy_data, o
     assert [noisy[0][key] for key in losses] == [noisy[1][key] for key in losses]
     assert all(noisy[0][key] != plain[key] for key in changed)
     assert [noisy[0][key] for key in unchanged] == [plain[key] for key in unchanged]
+
+
+def test_edit_map_reads_where_an_image_changed_in_no_particular_colour():
+    from cfx_lib.counterfactual.models import edit_map
+
+    stroke = torch.zeros(1, 1, 28, 28)
+    stroke[..., 8:20, 12:16] = 1.0
+    paint = lambda rgb: stroke * torch.tensor(rgb, dtype=torch.float).view(1, 3, 1, 1)  # noqa: E731
+    red, blue, cyan = paint((1, 0, 0)), paint((0, 0, 1)), paint((0, 1, 1))
+    # recolouring red → cyan and blue → cyan: the same map, the digit's silhouette
+    assert torch.equal(edit_map(red, cyan), stroke) and torch.equal(edit_map(blue, cyan), stroke)
+    assert torch.equal(edit_map(red, red), torch.zeros_like(stroke))
+    torch.manual_seed(0)
+    r_edit = ConceptClassifier((3, 28, 28), 2, (8, 16), input="edit").eval()  # eval: no power-iteration step
+    r_pair = ConceptClassifier((3, 28, 28), 2, (8, 16)).eval()
+    assert r_edit.features.blocks[0].c1.weight.shape[1] == 1 and r_pair.input == "pair"
+    # R on the edit cannot tell a red anomaly recoloured from a blue one; R on the pair can
+    assert torch.allclose(r_edit(red, cyan), r_edit(blue, cyan))
+    assert not torch.allclose(r_pair(red, cyan), r_pair(blue, cyan))
+    with pytest.raises(ValueError, match=r"\['pair', 'edit'\]"):
+        ConceptClassifier((3, 28, 28), 2, (8, 16), input="diff")
+
+
+def test_edit_input_of_r_trains_and_travels_with_the_explainer(tmp_path, toy_data):
+    with pytest.raises(ValueError, match="r_input must be one of"):
+        CounterfactualConfig(r_input="diff")
+    cfg = CounterfactualConfig(**TINY, iterations=2, device="cpu", r_input="edit")
+    assert CounterfactualConfig.from_dict(cfg.to_dict()) == cfg and cfg.architecture()["r_input"] == "edit"
+    assert CounterfactualConfig().r_input == "pair"  # the paper's R by default
+    torch.manual_seed(0)
+    det = Detector("bce", (3, 28, 28)).eval()
+    result = train_counterfactual(cfg, det, toy_data, progress=False)
+    r = result.models.concept_classifier
+    assert r.input == "edit" and math.isfinite(result.history[-1]["con"])
+    Explainer(det, result.generator.eval(), cfg, concept_classifier=r).save(tmp_path / "explainer.pt")
+    loaded = load_explainer(tmp_path / "explainer.pt")
+    x, y = toy_data[:3], toy_data[3:6]
+    assert loaded.concept_classifier.input == "edit"
+    assert torch.allclose(loaded.concept_classifier(x, y), r(x, y))

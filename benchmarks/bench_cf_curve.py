@@ -19,7 +19,9 @@ printed as a table. Run again on the same
 ``--out`` (the checkpoint is complete), it only re-measures.
 ``benchmarks/bench_cf_seeds.py`` runs this script over several generator seeds and summarises them.
 Minutes are training time only (no checkpoints, samples or evaluation); on a shared machine they
-stretch, so the JSON gives the iterations too.
+stretch, so the JSON gives the iterations too. The JSON and the figure are written again after every
+iteration count, so a run cut off (by ``timeout``, say, as ``benchmarks/device_check.sh`` does) keeps
+the counts it finished.
 """
 
 import argparse
@@ -85,6 +87,27 @@ normal_scores = detector.score_images(test.normal.images)
 base_cfg = calibrate_score_eps(profile.counterfactual_config(size, **{"seed": args.seed, **args.options}), detector,
                                train.normal.images)
 shown = train.anomalous.examples(base_cfg.n_samples)  # the sample grids cover every colour (or other factor)
+name = f"cf-curve-{profile.name}-{run}" + (f"-{args.tag}" if args.tag else "")
+
+
+def write_curve(rows: list[dict], cfg) -> None:
+    """The JSON and the figure of the rows so far (after every iteration count, atomically: a run cut
+    off, e.g. by a time limit, keeps the counts it finished)."""
+    write_json({"profile": profile.name, "run": run, "options": args.options, "config": cfg.to_dict(), "rows": rows},
+               root / "benchmarks" / f"{name}.json")
+    fig, ax = plt.subplots(figsize=(5.5, 3.5))
+    minutes = [r["train_minutes"] for r in rows]
+    for key, label in [("oracle_normal", "oracle-normal share"), ("purity", "purity"), ("concept_acc", "R accuracy"),
+                       ("normality_auroc", "normality AuROC (0.5 best)")]:
+        ax.plot(minutes, [r[key] for r in rows], marker="o", label=label)
+    ax.axhline(0.7, color="grey", lw=0.8, ls="--")
+    ax.set(xlabel="generator training (minutes)", ylim=(0, 1.02), title=f"{run} ({profile.name}) {args.tag}".strip())
+    ax.legend(fontsize=8)
+    save_figure(fig, root / "benchmarks" / f"{name}.png")
+    plt.close(fig)
+    print(f"wrote {root / 'benchmarks' / name}.json and .png", flush=True)
+
+
 rows = []
 for iterations in args.iterations:
     cfg = base_cfg.replace(iterations=iterations)
@@ -105,17 +128,5 @@ for iterations in args.iterations:
     print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items() if k != "routes"})
     print(pd.DataFrame(routes).pivot_table(index=["grouped by", "value"], columns="concept", aggfunc="first",
                                            values=["route", "oracle-normal", "l1"], sort=False).round(2).to_string())
+    write_curve(rows, cfg)
 
-name = f"cf-curve-{profile.name}-{run}" + (f"-{args.tag}" if args.tag else "")
-write_json({"profile": profile.name, "run": run, "options": args.options, "config": cfg.to_dict(), "rows": rows},
-           root / "benchmarks" / f"{name}.json")
-fig, ax = plt.subplots(figsize=(5.5, 3.5))
-minutes = [r["train_minutes"] for r in rows]
-for key, label in [("oracle_normal", "oracle-normal share"), ("purity", "purity"), ("concept_acc", "R accuracy"),
-                   ("normality_auroc", "normality AuROC (0.5 best)")]:
-    ax.plot(minutes, [r[key] for r in rows], marker="o", label=label)
-ax.axhline(0.7, color="grey", lw=0.8, ls="--")
-ax.set(xlabel="generator training (minutes)", ylim=(0, 1.02), title=f"{run} ({profile.name}) {args.tag}".strip())
-ax.legend(fontsize=8)
-save_figure(fig, root / "benchmarks" / f"{name}.png")
-print(f"wrote {root / 'benchmarks' / name}.json and .png")

@@ -82,3 +82,23 @@ def test_phi_reading_scores_normal_groups_through_shifts_with_a_detector_trained
     assert all(0 <= r["median_score"] <= 1 and 0 <= r["share_anomalous"] <= 1 for r in result["rows"])
     saved = torch.load(tmp_path / "det" / "detector" / "detector_last.pt", weights_only=True)
     assert saved["train_config"]["shift_augment"] == 2  # the options reached the detector's training
+
+
+@pytest.mark.slow
+def test_device_check_runs_its_steps_and_returns_flat_files(tmp_path):
+    """benchmarks/device_check.sh, the prepared command for a lent GPU, on the CPU and the smoke
+    profile: its speed and curve steps run and what it leaves under $OUT is flat (the device tool
+    returns at most 8 files)."""
+    out = tmp_path / "out"
+    env = os.environ | {"OUT": str(out), "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}",
+                        "CFX_DEVICE_PROFILE": "smoke", "CFX_DEVICE_SPEED_PROFILES": "smoke",
+                        "CFX_DEVICE_SPEED_ITERATIONS": "2", "CFX_DEVICE_ITERATIONS": "2 4", "CFX_DEVICE_OPTIONS": "{}"}
+    proc = subprocess.run(["bash", str(REPO / "benchmarks" / "device_check.sh")], env=env, cwd=tmp_path,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    files = sorted(p.name for p in out.iterdir())
+    assert all((out / f).is_file() for f in files) and len(files) <= 8
+    assert {"device_check.log", "counterfactual-smoke-cpu.json", "losses.csv", "samples_last.png"} <= set(files)
+    curve = json.loads((out / "cf-curve-smoke-colored_mnist-default-bce-s0-device.json").read_text())
+    assert [r["iterations"] for r in curve["rows"]] == [2, 4]
+    assert "torch" in (out / "device_check.log").read_text()

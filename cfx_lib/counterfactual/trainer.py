@@ -114,12 +114,15 @@ def counterfactual_grid(generator: Generator, anomalies: torch.Tensor, alpha: fl
 
 
 def _save_samples(models: CounterfactualModels, anomalies: torch.Tensor, path: Path, iteration: int) -> Path:
+    import matplotlib.pyplot as plt
+
     from ..viz.plots import image_grid, save_figure
 
     k = models.generator.n_concepts
     fig = image_grid(counterfactual_grid(models.explaining_generator, anomalies), nrow=k + 1,
                      title=f"iteration {iteration}: anomaly | concept 1..{k} at α = 0", scale=1.6)
     save_figure(fig, path)
+    plt.close(fig)  # else every grid of a long run stays open (and a notebook shows them all at the cell's end)
     return path
 
 

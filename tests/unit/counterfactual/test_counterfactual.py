@@ -115,9 +115,13 @@ def toy_data():
 def test_training_writes_outputs_and_resumes_identically(tmp_path, toy_data):
     det = _toy_detector()
     cfg = CounterfactualConfig(**TINY, iterations=4, device="cpu")
+    import matplotlib.pyplot as plt
+
+    open_before = plt.get_fignums()
     full = train_counterfactual(cfg, det, toy_data, out_dir=tmp_path / "full", progress=False)
     assert (tmp_path / "full" / LAST).is_file() and (tmp_path / "full" / "losses.csv").is_file()
     assert len(full.sample_paths) == 2 and all(p.is_file() for p in full.sample_paths)
+    assert plt.get_fignums() == open_before  # the sample grids' figures are closed once saved
     assert full.iters_per_second > 0
     header = (tmp_path / "full" / "losses.csv").read_text().splitlines()[0]
     assert header.startswith("iteration,d_loss,g_gan,score")

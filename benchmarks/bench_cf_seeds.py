@@ -11,7 +11,8 @@ paired differences seed by seed and the study's rule for adopting a setting
 The generator's seed moves the counterfactuals' figures more than most settings do, so one run says
 little; this is how docs/experiments.md compares settings since session 12. The detector and the
 oracle are obtained once, before the seeds start (trained into ``--out`` if the results tree has
-none, with ``--threads`` threads), so every seed explains the same detector. Each seed runs with ``--threads`` threads
+none, with the process's own thread count, as notebook 02 would on that machine: on the 2-core CPU
+the detector of docs/experiments.md since session 12), so every seed explains the same detector. Each seed runs with ``--threads`` threads
 (``OMP_NUM_THREADS``; 1 by default, as every figure in docs/experiments.md since session 11: a seeded
 CPU run repeats exactly only with the same thread count), ``--jobs`` at a time; its log is
 ``<out>/g<seed>.log``, its generator in ``<out>/g<seed>``. Writes
@@ -30,7 +31,6 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
-import torch
 from tqdm import tqdm
 
 from cfx_lib.config import get_profile
@@ -78,10 +78,7 @@ out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="cfx-cf-seeds
 out.mkdir(parents=True, exist_ok=True)
 run = run_id(args.dataset, None, args.seed, args.detector)
 
-# the detector and the oracle once, before the seeds start, so that they share them (and do not race to train them),
-# with the seeds' thread count: a seeded CPU run repeats only with the same one, so this detector is the same on a
-# machine of any size (trained with the 2 threads of a 2-core machine it differs from a one-thread run's)
-torch.set_num_threads(args.threads)
+# the detector and the oracle once, before the seeds start, so that they share them (and do not race to train them)
 train = load_dataset(args.dataset, "train", seed=args.seed, **profile.dataset_kwargs(args.dataset, "train"))
 test = load_dataset(args.dataset, "test", seed=args.seed, **profile.dataset_kwargs(args.dataset, "test"))
 context = NotebookRun(repo=find_repo_root(), profile=profile, out_dir=out, params={}, data_root=default_data_root())

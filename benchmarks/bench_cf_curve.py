@@ -18,6 +18,10 @@ those the oracle reads as normal and how large the edit is (:func:`cfx_lib.metri
 printed as a table. Run again on the same
 ``--out`` (the checkpoint is complete), it only re-measures.
 ``benchmarks/bench_cf_seeds.py`` runs this script over several generator seeds and summarises them.
+``--detector oracle`` explains a diagnostic detector instead, :class:`cfx_lib.metrics.OracleDetector`:
+φ(x) = P(no factor of x is normal) as read by a second oracle (trained into ``--out`` with the seed
+``--seed`` + 1), while the cached oracle judges the counterfactuals as usual. It treats every route
+to normal alike, so it asks whether the generator's losses find one concept per factor at all.
 Minutes are training time only (no checkpoints, samples or evaluation); on a shared machine they
 stretch, so the JSON gives the iterations too. The JSON and the figure are written again after every
 iteration count, so a run cut off (by ``timeout``, say, as ``benchmarks/device_check.sh`` does) keeps
@@ -39,16 +43,19 @@ from cfx_lib.data import load_dataset
 from cfx_lib.data.registry import make_setup
 from cfx_lib.io import write_json
 from cfx_lib.metrics import (
-    changed_factors, concept_purity, counterfactual_metrics, default_oracle_path, load_or_train_oracle, route_table,
+    OracleDetector, changed_factors, concept_purity, counterfactual_metrics, default_oracle_path, load_or_train_oracle,
+    normal_values_of, route_table,
 )
 from cfx_lib.notebook import NotebookRun, obtain_detector, run_id
 from cfx_lib.paths import default_data_root, default_results_root, find_repo_root
 from cfx_lib.viz import save_figure
 
+ORACLE = "oracle"
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--profile", default="quick")
 parser.add_argument("--dataset", default="colored_mnist")
-parser.add_argument("--detector", default="bce")
+parser.add_argument("--detector", default="bce",
+                    help=f"a detector kind, or {ORACLE!r}: a detector built from a second oracle (a diagnostic)")
 parser.add_argument("--seed", type=int, default=0)
 parser.add_argument("--iterations", type=int, nargs="+", default=[200, 400, 800, 1600])
 parser.add_argument("--options", type=json.loads, default={}, help="JSON overrides of CounterfactualConfig")
@@ -71,15 +78,24 @@ if not train.factors:
     parser.error(f"{args.dataset} has no ground-truth factors, so there is no oracle to judge by")
 size = train.image_shape[-1]
 out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="cfx-cf-curve-"))
-# notebook 02's detector of the run, else one trained now like notebook 03 would (same OE draw)
-context = NotebookRun(repo=find_repo_root(), profile=profile, out_dir=out, params={}, data_root=default_data_root())
-detector, detector_source = obtain_detector(context, args.dataset, None, args.detector, args.seed, train,
-                                           checkpoint=args.detector_checkpoint)
+setup = make_setup(args.dataset)
+if args.detector == ORACLE:
+    # a diagnostic (cfx_lib.metrics.OracleDetector): φ read by a second oracle, trained with another seed
+    # than the one that judges the counterfactuals below
+    if args.detector_checkpoint:
+        parser.error("--detector oracle builds its detector; it takes no --detector-checkpoint")
+    reader = load_or_train_oracle(out / "oracle_detector.pt", train, test, epochs=profile.oracle_epochs,
+                                  seed=args.seed + 1).oracle
+    detector, detector_source = OracleDetector(reader, normal_values_of(setup)), out / "oracle_detector.pt"
+else:
+    # notebook 02's detector of the run, else one trained now like notebook 03 would (same OE draw)
+    context = NotebookRun(repo=find_repo_root(), profile=profile, out_dir=out, params={}, data_root=default_data_root())
+    detector, detector_source = obtain_detector(context, args.dataset, None, args.detector, args.seed, train,
+                                               checkpoint=args.detector_checkpoint)
 print("detector:", detector_source)
 run = run_id(args.dataset, None, args.seed, args.detector)
 oracle = load_or_train_oracle(default_oracle_path(profile.name, args.dataset, args.seed, root), train, test,
                               epochs=profile.oracle_epochs, seed=args.seed).oracle
-setup = make_setup(args.dataset)
 anomalies = test.anomalous.images
 normal_scores = detector.score_images(test.normal.images)
 

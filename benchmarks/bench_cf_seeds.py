@@ -23,6 +23,7 @@ iteration count) and ``.png`` (oracle-normal share by seed).
 import argparse
 import json
 import os
+import shutil
 import subprocess
 import sys
 import tempfile
@@ -42,6 +43,7 @@ from cfx_lib.paths import default_data_root, default_results_root, find_repo_roo
 from cfx_lib.viz import save_figure
 
 CURVE = Path(__file__).with_name("bench_cf_curve.py")
+ORACLE = "oracle"  # bench_cf_curve.py's diagnostic detector (cfx_lib.metrics.OracleDetector)
 COMPARED = ("oracle_normal", "purity")
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -51,7 +53,7 @@ parser.add_argument("--threads", type=int, default=1, help="OMP_NUM_THREADS of e
 parser.add_argument("--compare", default=None, help="a cf-seeds JSON of this script: the baseline to pair with")
 parser.add_argument("--profile", default="quick")
 parser.add_argument("--dataset", default="colored_mnist")
-parser.add_argument("--detector", default="bce")
+parser.add_argument("--detector", default="bce", help=f"a detector kind, or {ORACLE!r} (see bench_cf_curve.py)")
 parser.add_argument("--seed", type=int, default=0, help="the data's and the detector's seed")
 parser.add_argument("--iterations", type=int, nargs="+", default=[600])
 parser.add_argument("--options", type=json.loads, default={}, help="JSON overrides of CounterfactualConfig")
@@ -81,10 +83,16 @@ run = run_id(args.dataset, None, args.seed, args.detector)
 # the detector and the oracle once, before the seeds start, so that they share them (and do not race to train them)
 train = load_dataset(args.dataset, "train", seed=args.seed, **profile.dataset_kwargs(args.dataset, "train"))
 test = load_dataset(args.dataset, "test", seed=args.seed, **profile.dataset_kwargs(args.dataset, "test"))
-context = NotebookRun(repo=find_repo_root(), profile=profile, out_dir=out, params={}, data_root=default_data_root())
-_, source = obtain_detector(context, args.dataset, None, args.detector, args.seed, train,
-                            checkpoint=args.detector_checkpoint, options=args.detector_options)
-detector_path = Path(source) if Path(source).is_file() else out / "detector" / "detector.pt"
+if args.detector == ORACLE:  # bench_cf_curve.py's diagnostic detector: its oracle once, copied to every seed
+    if args.detector_checkpoint or args.detector_options:
+        parser.error("--detector oracle builds its detector; it takes no --detector-checkpoint or --detector-options")
+    detector_path = out / "oracle_detector.pt"
+    load_or_train_oracle(detector_path, train, test, epochs=profile.oracle_epochs, seed=args.seed + 1)
+else:
+    context = NotebookRun(repo=find_repo_root(), profile=profile, out_dir=out, params={}, data_root=default_data_root())
+    _, source = obtain_detector(context, args.dataset, None, args.detector, args.seed, train,
+                                checkpoint=args.detector_checkpoint, options=args.detector_options)
+    detector_path = Path(source) if Path(source).is_file() else out / "detector" / "detector.pt"
 print("detector:", detector_path)
 load_or_train_oracle(default_oracle_path(profile.name, args.dataset, args.seed, root), train, test,
                      epochs=profile.oracle_epochs, seed=args.seed)
@@ -99,7 +107,12 @@ def run_seed(seed: int) -> list[dict]:
     cmd = [sys.executable, str(CURVE), "--profile", profile.name, "--dataset", args.dataset, "--detector", args.detector,
            "--seed", str(args.seed), "--iterations", *map(str, args.iterations), "--results-root", str(root),
            "--options", json.dumps({**args.options, "seed": seed}), "--tag", seed_tag(seed),
-           "--out", str(out / f"g{seed}"), "--detector-checkpoint", str(detector_path)]
+           "--out", str(out / f"g{seed}")]
+    if args.detector == ORACLE:
+        (out / f"g{seed}").mkdir(exist_ok=True)
+        shutil.copyfile(detector_path, out / f"g{seed}" / detector_path.name)
+    else:
+        cmd += ["--detector-checkpoint", str(detector_path)]
     env = os.environ | {"OMP_NUM_THREADS": str(args.threads), "MKL_NUM_THREADS": str(args.threads)}
     log = out / f"g{seed}.log"
     with open(log, "w") as f:

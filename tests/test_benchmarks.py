@@ -37,6 +37,20 @@ def test_cf_curve_resumes_through_its_iteration_counts(tmp_path):
 
 
 @pytest.mark.slow
+def test_cf_curve_explains_the_oracle_detector(tmp_path):
+    """``--detector oracle``: a detector read by a second oracle, trained into --out with seed + 1,
+    while the cached oracle of the results tree judges."""
+    run_script("bench_cf_curve.py", "--profile", "smoke", "--detector", "oracle", "--iterations", "2",
+               "--out", str(tmp_path / "gen"), results_root=tmp_path)
+    result = json.loads((tmp_path / "benchmarks" / "cf-curve-smoke-colored_mnist-default-oracle-s0.json").read_text())
+    assert result["run"] == "colored_mnist-default-oracle-s0" and len(result["rows"]) == 1
+    reader = torch.load(tmp_path / "gen" / "oracle_detector.pt", weights_only=True)
+    judge = torch.load(tmp_path / "smoke" / "oracles" / "colored_mnist-s0.pt", weights_only=True)
+    assert reader["meta"]["seed"] == 1 and judge["meta"]["seed"] == 0
+    assert not torch.equal(next(iter(reader["state_dict"].values())), next(iter(judge["state_dict"].values())))
+
+
+@pytest.mark.slow
 def test_counterfactual_speed_benchmark_writes_its_figures(tmp_path):
     run_script("bench_counterfactual.py", "--profile", "smoke", "--sizes", "28", "--iterations", "2", results_root=tmp_path)
     result = json.loads((tmp_path / "benchmarks" / "counterfactual-smoke-cpu.json").read_text())

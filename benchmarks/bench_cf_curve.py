@@ -42,6 +42,7 @@ from cfx_lib.counterfactual import Explainer, calibrate_score_eps, train_counter
 from cfx_lib.data import load_dataset
 from cfx_lib.data.registry import make_setup
 from cfx_lib.io import write_json
+from cfx_lib.metrics import ORACLE_DETECTOR as ORACLE
 from cfx_lib.metrics import (
     OracleDetector, changed_factors, concept_purity, counterfactual_metrics, default_oracle_path, load_or_train_oracle,
     normal_values_of, route_table,
@@ -50,7 +51,6 @@ from cfx_lib.notebook import NotebookRun, obtain_detector, run_id
 from cfx_lib.paths import default_data_root, default_results_root, find_repo_root
 from cfx_lib.viz import save_figure
 
-ORACLE = "oracle"
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--profile", default="quick")
 parser.add_argument("--dataset", default="colored_mnist")

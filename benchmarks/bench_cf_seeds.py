@@ -37,13 +37,13 @@ from tqdm import tqdm
 from cfx_lib.config import get_profile
 from cfx_lib.data import load_dataset
 from cfx_lib.io import read_json, write_json
+from cfx_lib.metrics import ORACLE_DETECTOR as ORACLE
 from cfx_lib.metrics import default_oracle_path, load_or_train_oracle, paired_gain, seed_summary
 from cfx_lib.notebook import NotebookRun, obtain_detector, run_id
 from cfx_lib.paths import default_data_root, default_results_root, find_repo_root
 from cfx_lib.viz import save_figure
 
 CURVE = Path(__file__).with_name("bench_cf_curve.py")
-ORACLE = "oracle"  # bench_cf_curve.py's diagnostic detector (cfx_lib.metrics.OracleDetector)
 COMPARED = ("oracle_normal", "purity")
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)

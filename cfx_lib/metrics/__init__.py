@@ -9,7 +9,7 @@ from .disentanglement import (
     factor_changes_per_value, minimality,
 )
 from .oracle import FactorOracle, OracleReport, default_oracle_path, load_or_train_oracle, oracle_accuracy, train_oracle
-from .oracle_detector import OracleDetector, normal_values_of
+from .oracle_detector import ORACLE_DETECTOR, OracleDetector, normal_values_of
 from .probe import PatchProbe, describe_reading, paste_patch, patch_probe, recolor, recolor_probe, shift_probe
 from .realism import OracleFeatures, fid, fidn
 from .retrain import RetrainResult, retrain_auroc
@@ -21,7 +21,7 @@ __all__ = [
     "changed_factors", "concept_overlap", "concept_purity", "edit_sizes", "factor_changes", "factor_changes_by",
     "factor_changes_per_value", "minimality",
     "FactorOracle", "OracleReport", "default_oracle_path", "load_or_train_oracle", "oracle_accuracy", "train_oracle",
-    "OracleDetector", "normal_values_of",
+    "ORACLE_DETECTOR", "OracleDetector", "normal_values_of",
     "PatchProbe", "describe_reading", "paste_patch", "patch_probe", "recolor", "recolor_probe", "shift_probe",
     "OracleFeatures", "fid", "fidn", "RetrainResult", "retrain_auroc", "PairedGain", "paired_gain", "seed_summary",
 ]

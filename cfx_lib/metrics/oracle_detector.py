@@ -23,6 +23,9 @@ import torch
 from ..detectors.detector import BaseDetector
 from .oracle import FactorOracle
 
+#: the name the benchmark scripts take for this detector (``--detector oracle``)
+ORACLE_DETECTOR = "oracle"
+
 
 class OracleDetector(BaseDetector):
     """φ(x) = P(no factor of x takes a normal value) = Π_f (1 − P_f(normal values of f)), read by a

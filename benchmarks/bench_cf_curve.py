@@ -44,8 +44,8 @@ from cfx_lib.data.registry import make_setup
 from cfx_lib.io import write_json
 from cfx_lib.metrics import ORACLE_DETECTOR as ORACLE
 from cfx_lib.metrics import (
-    OracleDetector, changed_factors, concept_purity, counterfactual_metrics, default_oracle_path, load_or_train_oracle,
-    normal_values_of, route_table,
+    OracleDetector, changed_factors, concept_purity, counterfactual_metrics, default_oracle_path, faint_threshold,
+    load_or_train_oracle, normal_values_of, route_table,
 )
 from cfx_lib.notebook import NotebookRun, obtain_detector, run_id
 from cfx_lib.paths import default_data_root, default_results_root, find_repo_root
@@ -98,6 +98,7 @@ oracle = load_or_train_oracle(default_oracle_path(profile.name, args.dataset, ar
                               epochs=profile.oracle_epochs, seed=args.seed).oracle
 anomalies = test.anomalous.images
 normal_scores = detector.score_images(test.normal.images)
+faint_below = faint_threshold(test.images)  # less contrast than 99% of real test images: see cfx_lib.metrics.visibility
 
 # the score clip is resolved once: it depends on the detector, not on the iteration count
 base_cfg = calibrate_score_eps(profile.counterfactual_config(size, **{"seed": args.seed, **args.options}), detector,
@@ -131,18 +132,20 @@ for iterations in args.iterations:
                                   sample_images=shown.images if len(shown) else None)
     explainer = Explainer(detector, result.generator, cfg, concept_classifier=result.models.concept_classifier)
     explanation = explainer.explain(anomalies)
-    m = counterfactual_metrics(explanation, normal_scores, oracle, setup, explainer.concept_classifier)
+    m = counterfactual_metrics(explanation, normal_scores, oracle, setup, explainer.concept_classifier, faint_below)
     changes = changed_factors(oracle, anomalies, explanation.counterfactuals)
     purity, dominant = concept_purity(changes)
-    routes = route_table(oracle, setup, test.anomalous, explanation.counterfactuals, changes)
+    routes = route_table(oracle, setup, test.anomalous, explanation.counterfactuals, changes, faint_below)
     row = {"iterations": iterations, "train_minutes": result.train_seconds / 60,
-           **{k: m[k] for k in ("oracle_normal", "median_cf_score", "normality_auroc", "concept_acc")},
-           **{f"oracle_normal_k{k + 1}": m[f"oracle_normal_k{k + 1}"] for k in range(cfg.n_concepts)},
+           **{k: m[k] for k in ("oracle_normal", "oracle_normal_visible", "faint_share", "median_cf_score",
+                                "normality_auroc", "concept_acc")},
+           **{f"{key}_k{k + 1}": m[f"{key}_k{k + 1}"] for key in ("oracle_normal", "oracle_normal_visible", "faint_share")
+              for k in range(cfg.n_concepts)},
            "purity": sum(purity) / len(purity), "dominant_factors": dominant,
            "anomalies_phi_normal": m["anomaly_normal_share"], "routes": routes}
     rows.append(row)
     print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items() if k != "routes"})
     print(pd.DataFrame(routes).pivot_table(index=["grouped by", "value"], columns="concept", aggfunc="first",
-                                           values=["route", "oracle-normal", "l1"], sort=False).round(2).to_string())
+                                           values=["route", "oracle-normal", "faint", "l1"], sort=False).round(2).to_string())
     write_curve(rows, cfg)
 

@@ -14,6 +14,7 @@ from .probe import PatchProbe, describe_reading, paste_patch, patch_probe, recol
 from .realism import OracleFeatures, fid, fidn
 from .retrain import RetrainResult, retrain_auroc
 from .seeds import PairedGain, paired_gain, seed_summary
+from .visibility import FAINT_QUANTILE, contrast, faint_mask, faint_threshold
 
 __all__ = [
     "auroc", "concept_accuracy", "counterfactual_metrics", "normality_auroc", "oracle_normal_mask", "oracle_normal_share",
@@ -24,4 +25,5 @@ __all__ = [
     "ORACLE_DETECTOR", "OracleDetector", "normal_values_of",
     "PatchProbe", "describe_reading", "paste_patch", "patch_probe", "recolor", "recolor_probe", "shift_probe",
     "OracleFeatures", "fid", "fidn", "RetrainResult", "retrain_auroc", "PairedGain", "paired_gain", "seed_summary",
+    "FAINT_QUANTILE", "contrast", "faint_mask", "faint_threshold",
 ]

@@ -9,6 +9,10 @@
   the concepts' edit overlap (:func:`~.disentanglement.concept_overlap`).
 - :func:`route_table`: per concept and per value of each factor of the anomalies, which factors the
   counterfactuals change, how many the oracle reads as normal and how large the edit is.
+
+Where a faint threshold is given (:func:`~.visibility.faint_threshold` of real images), both also
+say how many counterfactuals are faint, and ``oracle_normal_visible`` counts only the oracle-normal
+ones that are not: an oracle can read a nearly empty image as a normal digit.
 """
 
 from __future__ import annotations
@@ -20,6 +24,7 @@ import torch
 from .auroc import auroc
 from .disentanglement import changed_factors, concept_overlap, edit_sizes, factor_changes_per_value
 from .oracle import MIN_CONFIDENCE
+from .visibility import faint_mask
 
 
 def normality_auroc(normal_scores: torch.Tensor, cf_scores: torch.Tensor) -> float:
@@ -64,7 +69,8 @@ def concept_accuracy(concept_classifier: torch.nn.Module, images: torch.Tensor, 
 
 
 def counterfactual_metrics(explanation, normal_scores: torch.Tensor, oracle=None, setup: Any = None,
-                           concept_classifier: torch.nn.Module | None = None) -> dict[str, float]:
+                           concept_classifier: torch.nn.Module | None = None,
+                           faint_below: float | None = None) -> dict[str, float]:
     """Metrics of the α = 0 counterfactuals of test anomalies.
 
     Args:
@@ -73,6 +79,8 @@ def counterfactual_metrics(explanation, normal_scores: torch.Tensor, oracle=None
         oracle, setup: factor oracle and the dataset setup that decides normality from factors
             (skip the oracle figures when None).
         concept_classifier: R (skip ``concept_acc`` when None).
+        faint_below: a contrast threshold (:func:`~.visibility.faint_threshold` of real test
+            images; skip the faint figures when None).
 
     Returns ``normality_auroc``, ``median_cf_score``, ``cf_normal_share`` (φ ≤ threshold),
     ``oracle_normal``, ``concept_acc`` overall, and the first four per concept with suffix
@@ -81,6 +89,8 @@ def counterfactual_metrics(explanation, normal_scores: torch.Tensor, oracle=None
     so a faithful counterfactual need not make them oracle-normal: it bounds how far
     ``oracle_normal`` says something about the generator rather than about φ. With K ≥ 2,
     ``concept_overlap``: how alike the concepts' edits of one anomaly are (0 different, 1 the same).
+    With ``faint_below``, ``faint_share`` (the share of counterfactuals below it) and, with the oracle,
+    ``oracle_normal_visible`` (oracle-normal and not faint), overall and per concept.
     """
     m: dict[str, float] = {}
     cf_scores = explanation.cf_scores
@@ -100,19 +110,32 @@ def counterfactual_metrics(explanation, normal_scores: torch.Tensor, oracle=None
         for k, v in enumerate(per_k):
             m[f"oracle_normal_k{k + 1}"] = v
         m["oracle_normal_anomalies"] = oracle_normal_share(oracle, setup, explanation.images)
+    if faint_below is not None:
+        faint = [faint_mask(explanation.counterfactuals[:, k], faint_below) for k in range(explanation.n_concepts)]
+        m["faint_share"] = float(torch.stack(faint).float().mean())
+        for k, f in enumerate(faint):
+            m[f"faint_share_k{k + 1}"] = float(f.float().mean())
+        if oracle is not None and setup is not None:
+            visible = [oracle_normal_mask(oracle, setup, explanation.counterfactuals[:, k]) & ~f for k, f in enumerate(faint)]
+            m["oracle_normal_visible"] = float(torch.stack(visible).float().mean())
+            for k, v in enumerate(visible):
+                m[f"oracle_normal_visible_k{k + 1}"] = float(v.float().mean())
     if concept_classifier is not None:
         m["concept_acc"] = concept_accuracy(concept_classifier, explanation.images, explanation.counterfactuals)
     return m
 
 
 def route_table(oracle, setup: Any, anomalies, counterfactuals: torch.Tensor,
-                changes: list[dict[str, torch.Tensor]] | None = None) -> list[dict[str, float | str | int]]:
+                changes: list[dict[str, torch.Tensor]] | None = None,
+                faint_below: float | None = None) -> list[dict[str, float | str | int]]:
     """What each concept does to the anomalies of each value of each factor (e.g. red digits, green
     ones, ...): the rows of :func:`~.disentanglement.factor_changes_per_value` with ``oracle-normal``
     (:func:`oracle_normal_mask`) and ``l1`` (:func:`~.disentanglement.edit_sizes`, the mean absolute
     pixel change) per group. ``anomalies`` is the :class:`~cfx_lib.data.base.ADDataset` explained,
     ``counterfactuals`` (N, K, C, H, W); ``changes`` (:func:`~.disentanglement.changed_factors`) is
-    computed when not given. The input of :func:`cfx_lib.viz.concept_routes`."""
+    computed when not given; with ``faint_below`` (a contrast threshold, :func:`~.visibility.faint_threshold`)
+    also ``faint`` per group, the share of counterfactuals below it. The input of
+    :func:`cfx_lib.viz.concept_routes`."""
     if not anomalies.factors:
         raise ValueError(f"{anomalies.name} has no ground-truth factors to break the counterfactuals down by")
     if changes is None:
@@ -120,4 +143,6 @@ def route_table(oracle, setup: Any, anomalies, counterfactuals: torch.Tensor,
     values = {"oracle-normal": [oracle_normal_mask(oracle, setup, counterfactuals[:, k])
                                 for k in range(counterfactuals.shape[1])],
               "l1": edit_sizes(anomalies.images, counterfactuals)}
+    if faint_below is not None:
+        values["faint"] = [faint_mask(counterfactuals[:, k], faint_below) for k in range(counterfactuals.shape[1])]
     return factor_changes_per_value(changes, anomalies.factors, anomalies.factor_values, values)

@@ -20,7 +20,7 @@ from dataclasses import dataclass
 import pandas as pd
 
 #: the figures of :mod:`benchmarks/bench_cf_curve.py` summarised by default
-SEED_METRICS = ("oracle_normal", "purity", "normality_auroc", "concept_acc", "median_cf_score", "train_minutes")
+SEED_METRICS = ("oracle_normal", "oracle_normal_visible", "faint_share", "purity", "normality_auroc", "concept_acc", "median_cf_score", "train_minutes")
 
 
 def seed_summary(rows: pd.DataFrame, metrics: Sequence[str] = SEED_METRICS, by: str = "iterations") -> pd.DataFrame:

@@ -77,10 +77,12 @@ def _grouped(runs: pd.DataFrame, columns: dict[str, tuple[str, float]], paper: d
 
 def normality_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Table 1: φ's normality AuROC × 100 (ours and the paper's) with our oracle-normal share × 100
-    beside it (the paper judged normality only by the detector it explains), and the share of test
-    anomalies that φ itself already scores normal (where that is high, faithful counterfactuals
-    need not be oracle-normal)."""
+    beside it (the paper judged normality only by the detector it explains), the part of that share
+    that is not faint (:mod:`.visibility`; n/a for runs written before it was measured), and the share
+    of test anomalies that φ itself already scores normal (where that is high, faithful
+    counterfactuals need not be oracle-normal)."""
     return _grouped(runs, {"normality AuROC (ours)": ("normality_auroc", 100), "oracle-normal % (ours)": ("oracle_normal", 100),
+                           "oracle-normal, not faint %": ("oracle_normal_visible", 100),
                            "median φ of CFs ×100": ("median_cf_score", 100),
                            "anomalies φ finds normal %": ("anomaly_normal_share", 100)},
                     PAPER_NORMALITY, "normality AuROC (paper)", "offline data (see README)")

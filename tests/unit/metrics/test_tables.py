@@ -15,6 +15,7 @@ def write_run(root, run, detector, seed, metrics):
 
 def test_tables_keep_their_columns_and_aggregate_seeds(tmp_path):
     write_run(tmp_path, "a-s0", "bce", 0, {"normality_auroc": 0.6, "oracle_normal": 0.5, "median_cf_score": 0.1, "anomaly_normal_share": 0.4,
+                                           "oracle_normal_visible": 0.45,
                                            "fidn": 50.0, "fid": 5.0, "fid_baseline": 1.0, "concept_acc": 0.9,
                                            "purity": 0.8, "l1": 0.05, "detector_auroc": 0.97, "retrain_auroc": 0.61})
     write_run(tmp_path, "a-s1", "bce", 1, {"normality_auroc": 0.8, "oracle_normal": 0.7, "median_cf_score": 0.2})
@@ -22,10 +23,11 @@ def test_tables_keep_their_columns_and_aggregate_seeds(tmp_path):
     assert len(runs) == 2 and set(runs["seed"]) == {0, 1}
     t1 = normality_table(runs)
     assert list(t1.columns) == ["dataset", "detector", "normality AuROC (ours)", "oracle-normal % (ours)",
-                                "median φ of CFs ×100", "anomalies φ finds normal %", "normality AuROC (paper)",
+                                "oracle-normal, not faint %", "median φ of CFs ×100", "anomalies φ finds normal %", "normality AuROC (paper)",
                                 "runs", "data"]
     assert t1.loc[0, "normality AuROC (ours)"] == "70.0 ± 14.1"
     assert t1.loc[0, "anomalies φ finds normal %"] == "40.0"  # the seed without the figure is left out
+    assert t1.loc[0, "oracle-normal, not faint %"] == "45.0"
     assert t1.loc[0, "normality AuROC (paper)"] == PAPER_NORMALITY[("colored_mnist", "bce")]
     t2 = fidn_table(runs)
     assert t2.loc[0, "FIDN (ours)"] == "50.0" and "oracle" in t2.loc[0, "data"]

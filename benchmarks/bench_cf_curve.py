@@ -22,6 +22,10 @@ printed as a table. Run again on the same
 φ(x) = P(no factor of x is normal) as read by a second oracle (trained into ``--out`` with the seed
 ``--seed`` + 1), while the cached oracle judges the counterfactuals as usual. It treats every route
 to normal alike, so it asks whether the generator's losses find one concept per factor at all.
+An oracle reads a nearly empty image as a confident digit, so by default (``--oracle-gate contrast``)
+that detector counts an image with less contrast than 99% of real training images as anomalous
+(:class:`~cfx_lib.metrics.OracleDetector`'s ``min_contrast``); ``--oracle-gate none`` is session 21's
+ungated detector, under which a quarter of the counterfactuals were faded or erased digits.
 Minutes are training time only (no checkpoints, samples or evaluation); on a shared machine they
 stretch, so the JSON gives the iterations too. The JSON and the figure are written again after every
 iteration count, so a run cut off (by ``timeout``, say, as ``benchmarks/device_check.sh`` does) keeps
@@ -62,6 +66,8 @@ parser.add_argument("--options", type=json.loads, default={}, help="JSON overrid
 parser.add_argument("--tag", default="", help="suffix of the output names (e.g. which options)")
 parser.add_argument("--results-root", default=None)
 parser.add_argument("--out", default=None, help="generator checkpoints (default: a temporary folder)")
+parser.add_argument("--oracle-gate", choices=["contrast", "none"], default="contrast",
+                    help="--detector oracle only: refuse faint images as normal (the default) or not (session 21)")
 parser.add_argument("--detector-checkpoint", default=None,
                     help="explain this detector.pt instead of the run's (e.g. one detector for several generator seeds)")
 args = parser.parse_args()
@@ -86,7 +92,8 @@ if args.detector == ORACLE:
         parser.error("--detector oracle builds its detector; it takes no --detector-checkpoint")
     reader = load_or_train_oracle(out / "oracle_detector.pt", train, test, epochs=profile.oracle_epochs,
                                   seed=args.seed + 1).oracle
-    detector, detector_source = OracleDetector(reader, normal_values_of(setup)), out / "oracle_detector.pt"
+    min_contrast = faint_threshold(train.images) if args.oracle_gate == "contrast" else None
+    detector, detector_source = OracleDetector(reader, normal_values_of(setup), min_contrast), out / "oracle_detector.pt"
 else:
     # notebook 02's detector of the run, else one trained now like notebook 03 would (same OE draw)
     context = NotebookRun(repo=find_repo_root(), profile=profile, out_dir=out, params={}, data_root=default_data_root())
@@ -110,7 +117,8 @@ name = f"cf-curve-{profile.name}-{run}" + (f"-{args.tag}" if args.tag else "")
 def write_curve(rows: list[dict], cfg) -> None:
     """The JSON and the figure of the rows so far (after every iteration count, atomically: a run cut
     off, e.g. by a time limit, keeps the counts it finished)."""
-    write_json({"profile": profile.name, "run": run, "options": args.options, "config": cfg.to_dict(), "rows": rows},
+    gate = {"oracle_gate": args.oracle_gate} if args.detector == ORACLE else {}
+    write_json({"profile": profile.name, "run": run, "options": args.options, **gate, "config": cfg.to_dict(), "rows": rows},
                root / "benchmarks" / f"{name}.json")
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     minutes = [r["train_minutes"] for r in rows]

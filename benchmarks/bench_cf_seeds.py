@@ -61,6 +61,8 @@ parser.add_argument("--tag", default="")
 parser.add_argument("--results-root", default=None)
 parser.add_argument("--out", default=None, help="the seeds' generators and logs (default: a temporary folder)")
 parser.add_argument("--detector-checkpoint", default=None)
+parser.add_argument("--oracle-gate", choices=["contrast", "none"], default="contrast",
+                    help="--detector oracle only: see bench_cf_curve.py")
 parser.add_argument("--detector-options", type=json.loads, default={},
                     help="JSON overrides of DetectorConfig for a detector trained here, e.g. '{\"shift_augment\": 4}'")
 args = parser.parse_args()
@@ -109,6 +111,7 @@ def run_seed(seed: int) -> list[dict]:
            "--options", json.dumps({**args.options, "seed": seed}), "--tag", seed_tag(seed),
            "--out", str(out / f"g{seed}")]
     if args.detector == ORACLE:
+        cmd += ["--oracle-gate", args.oracle_gate]
         (out / f"g{seed}").mkdir(exist_ok=True)
         shutil.copyfile(detector_path, out / f"g{seed}" / detector_path.name)
     else:
@@ -151,7 +154,7 @@ if baseline is not None:
 
 name = f"cf-seeds-{profile.name}-{run}" + (f"-{args.tag}" if args.tag else "")
 write_json({"profile": profile.name, "run": run, "options": args.options, "detector_options": args.detector_options,
-            "threads": args.threads,
+            "threads": args.threads, **({"oracle_gate": args.oracle_gate} if args.detector == ORACLE else {}),
             "detector": str(detector_path), "compare": args.compare, "rows": table.to_dict("records"),
             "summary": summary.to_dict("records"), "comparisons": comparisons}, root / "benchmarks" / f"{name}.json")
 table.to_csv(root / "benchmarks" / f"{name}.csv", index=False)

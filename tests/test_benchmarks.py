@@ -28,11 +28,14 @@ def test_cf_curve_resumes_through_its_iteration_counts(tmp_path):
     assert [r["iterations"] for r in result["rows"]] == [2, 4]
     assert result["config"]["batch_size"] == 8 and result["options"] == {"batch_size": 8}
     for row in result["rows"]:
-        assert all(0.0 <= row[k] <= 1.0 for k in ("oracle_normal", "normality_auroc", "concept_acc", "purity"))
+        assert all(0.0 <= row[k] <= 1.0 for k in ("oracle_normal", "normality_auroc", "concept_acc", "purity",
+                                                    "oracle_normal_visible", "faint_share"))
+        assert row["oracle_normal_visible"] <= row["oracle_normal"]
     assert result["rows"][1]["train_minutes"] >= result["rows"][0]["train_minutes"]  # resumed, not restarted
     routes = result["rows"][1]["routes"]  # per concept and value of each factor of the test anomalies
     assert {r["grouped by"] for r in routes} == {"digit", "color"} and {r["concept"] for r in routes} == {1, 2}
     assert all(r["route"] in ("digit", "color", "none") and 0.0 <= r["oracle-normal"] <= 1.0 for r in routes)
+    assert all(0.0 <= r["faint"] <= 1.0 for r in routes)
     assert (tmp_path / "benchmarks" / "cf-curve-smoke-colored_mnist-default-bce-s0-b8.png").is_file()
 
 
@@ -44,6 +47,7 @@ def test_cf_curve_explains_the_oracle_detector(tmp_path):
                "--out", str(tmp_path / "gen"), results_root=tmp_path)
     result = json.loads((tmp_path / "benchmarks" / "cf-curve-smoke-colored_mnist-default-oracle-s0.json").read_text())
     assert result["run"] == "colored_mnist-default-oracle-s0" and len(result["rows"]) == 1
+    assert result["oracle_gate"] == "contrast"  # faint images are anomalous by default
     reader = torch.load(tmp_path / "gen" / "oracle_detector.pt", weights_only=True)
     judge = torch.load(tmp_path / "smoke" / "oracles" / "colored_mnist-s0.pt", weights_only=True)
     assert reader["meta"]["seed"] == 1 and judge["meta"]["seed"] == 0

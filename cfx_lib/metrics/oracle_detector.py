@@ -12,6 +12,12 @@ not, the objective is.
 
 It puts an oracle *into training*, which the study's figures never do, so judge its counterfactuals
 with another oracle (trained with another seed) and never report them as explanations of a detector.
+
+An oracle reads a nearly empty image confidently as some digit, often a "1", so a generator can
+reach "normal" under such a detector by fading or erasing the anomaly (docs/experiments.md,
+"Session 22": a quarter of its counterfactuals). With ``min_contrast`` (e.g.
+:func:`~.visibility.faint_threshold` of real training images) the detector gates that route: an
+image with less contrast counts as anomalous, as a detector of real data would have it.
 """
 
 from __future__ import annotations
@@ -22,6 +28,7 @@ import torch
 
 from ..detectors.detector import BaseDetector
 from .oracle import FactorOracle
+from .visibility import contrast
 
 #: the name the benchmark scripts take for this detector (``--detector oracle``)
 ORACLE_DETECTOR = "oracle"
@@ -37,10 +44,22 @@ class OracleDetector(BaseDetector):
         oracle: the factor oracle (its weights are frozen here).
         normal_values: factor name → the value indices that make an image normal (see
             :func:`normal_values_of`); at least one factor, each one the oracle reads.
+        min_contrast: None (no gate), or a :func:`~.visibility.contrast` below which an image counts
+            as anomalous whatever the oracle reads: P(normal) is multiplied by the soft gate
+            σ((contrast(x) − min_contrast) / contrast_width).
+        contrast_width: the gate's width, ``min_contrast`` / 10 by default.
     """
 
-    def __init__(self, oracle: FactorOracle, normal_values: Mapping[str, Sequence[int]]) -> None:
+    def __init__(self, oracle: FactorOracle, normal_values: Mapping[str, Sequence[int]],
+                 min_contrast: float | None = None, contrast_width: float | None = None) -> None:
         super().__init__(oracle.image_shape)
+        if min_contrast is not None and not min_contrast > 0:
+            raise ValueError(f"min_contrast must be positive (or None for no gate), got {min_contrast}")
+        if contrast_width is not None and (min_contrast is None or not contrast_width > 0):
+            raise ValueError("contrast_width must be positive and needs a min_contrast")
+        self.min_contrast = None if min_contrast is None else float(min_contrast)
+        self.contrast_width = (None if min_contrast is None
+                               else float(contrast_width) if contrast_width is not None else self.min_contrast / 10)
         if not normal_values:
             raise ValueError("an oracle detector needs at least one factor with normal values")
         unknown = sorted(set(normal_values) - set(oracle.factor_sizes))
@@ -78,6 +97,10 @@ class OracleDetector(BaseDetector):
                          else torch.full_like(log_all, -torch.inf))  # every value normal: every image is
             log_normal = torch.logaddexp(log_normal, log_anomalous + log_q)
             log_anomalous = log_anomalous + log_not_q
+        if self.min_contrast is not None:  # P(normal) · g and P(anomalous) + (1 − g) · P(normal), in log space
+            z = (contrast(x).to(x.dtype) - self.min_contrast) / self.contrast_width
+            log_anomalous = torch.logaddexp(log_anomalous, torch.nn.functional.logsigmoid(-z) + log_normal)
+            log_normal = log_normal + torch.nn.functional.logsigmoid(z)
         return log_anomalous, log_normal
 
     def log_anomalous(self, x: torch.Tensor) -> torch.Tensor:

@@ -5,7 +5,7 @@ import torch
 from torch import nn
 
 from cfx_lib.data.colored_mnist import COLOR_NAMES, ColoredMNISTSetup
-from cfx_lib.metrics import FactorOracle, OracleDetector, normal_values_of
+from cfx_lib.metrics import FactorOracle, OracleDetector, contrast, normal_values_of
 
 
 class FixedOracle(nn.Module):
@@ -75,3 +75,28 @@ def test_normal_values_and_bad_input():
         OracleDetector(oracle, {})
     with pytest.raises(ValueError, match=r"\(B, 3, 28, 28\)"):
         OracleDetector(oracle, {"digit": [1]}).score_logits(torch.rand(2, 1, 28, 28))
+
+
+def test_a_contrast_gate_makes_faint_images_anomalous_and_leaves_clear_ones_alone():
+    # the oracle reads every image as a sure 1, so only the gate can make one anomalous
+    oracle = FixedOracle({"digit": [1e-6, 1 - 1e-6]})
+    clear = torch.zeros(2, 3, 28, 28, dtype=torch.float64)
+    clear[:, :, 4:24, 12:16] = 1.0
+    threshold = float(contrast(clear)[0]) / 2
+    gated = OracleDetector(oracle, {"digit": [1]}, min_contrast=threshold)
+    plain = OracleDetector(oracle, {"digit": [1]})
+    assert gated.contrast_width == pytest.approx(threshold / 10)
+    assert torch.allclose(gated(clear), plain(clear), atol=1e-4)  # twice the threshold: the gate is open
+    faint = clear * 0.1
+    assert (plain(faint) < 1e-5).all() and (gated(faint) > 0.999).all()
+    at = clear * 0.5  # exactly at the threshold: half gated, φ = 1 − 0.5 · P(normal)
+    assert torch.allclose(gated(at), torch.full((2,), 1 - 0.5 * (1 - 1e-6), dtype=torch.float64), atol=1e-6)
+    logits = gated.score_logits(faint)
+    assert torch.isfinite(logits).all() and (logits > 5).all()
+    x = (clear * 0.5).requires_grad_(True)  # the gate passes gradients to the image: more contrast, more normal
+    gated.score_logits(x).sum().backward()
+    assert x.grad[:, :, 4:24, 12:16].sum() < 0
+    with pytest.raises(ValueError, match="min_contrast"):
+        OracleDetector(oracle, {"digit": [1]}, min_contrast=0.0)
+    with pytest.raises(ValueError, match="contrast_width"):
+        OracleDetector(oracle, {"digit": [1]}, contrast_width=0.1)

@@ -34,7 +34,9 @@ class LossWeights:
     anomaly are different changes, not the same change told apart by R through details. It costs
     one more generator pass per iteration. On ``colored_mnist`` (BCE-OE, λ 5) it made the edits
     different but not one factor each, and the figures worse (docs/experiments.md, "The two concepts make the
-    same edit"; on a detector trained on shifted images too, "Session 20"), so no profile turns it on.
+    same edit"; on a detector trained on shifted images too, "Session 20"; on the ideal diagnostic
+    detector the two concepts took different routes for one anomaly but swapped them with its
+    colour, "Session 22"), so no profile turns it on.
 
     ``proximity`` is **our addition, not in the paper** (0 by default): it weighs ‖x − G(x, α, k)‖₁,
     the size of the edit itself, the proximity term of counterfactual explanations outside GANs

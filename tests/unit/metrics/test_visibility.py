@@ -8,17 +8,11 @@ from cfx_lib.metrics import FAINT_QUANTILE, contrast, counterfactual_metrics, fa
 
 
 
-class FakeOracle:
-    """Reads every image as a confident 1 in the colour of its brightest channels (or red)."""
-
-    def __init__(self, digit: int = 1) -> None:
-        self.digit = digit
+class OnesOracle:
+    """Reads every image as a confident red 1: every counterfactual is oracle-normal."""
 
     def predict(self, images, min_confidence=0.0):
-        rgb = images.amax(dim=(2, 3)).round()
-        palette = torch.tensor(list(PALETTE.values()))
-        color = (rgb[:, None, :] == palette[None]).all(-1).float().argmax(1)
-        return {"digit": torch.full((len(images),), self.digit), "color": color}
+        return {"digit": torch.ones(len(images), dtype=torch.long), "color": torch.zeros(len(images), dtype=torch.long)}
 
 
 def strokes(n: int, color: str = "cyan", seed: int = 0, strength: float = 1.0) -> torch.Tensor:
@@ -63,17 +57,17 @@ def test_metrics_and_routes_separate_faint_oracle_normal_counterfactuals():
     cfs = torch.stack([strokes(4, "cyan", seed=4), strokes(4, "cyan", seed=4, strength=0.05)], 1)
     threshold = faint_threshold(strokes(200, seed=5))
     ex = Explanation(x, torch.ones(4), cfs, torch.full((4, 2), 0.1))
-    m = counterfactual_metrics(ex, torch.full((4,), 0.1), FakeOracle(digit=1), ColoredMNISTSetup(), faint_below=threshold)
+    m = counterfactual_metrics(ex, torch.full((4,), 0.1), OnesOracle(), ColoredMNISTSetup(), faint_below=threshold)
     assert m["oracle_normal_k1"] == 1.0 and m["oracle_normal_k2"] == 1.0
     assert m["faint_share_k1"] == 0.0 and m["faint_share_k2"] == 1.0 and m["faint_share"] == 0.5
     assert m["oracle_normal_visible_k1"] == 1.0 and m["oracle_normal_visible_k2"] == 0.0
     assert m["oracle_normal_visible"] == 0.5
-    assert "faint_share" not in counterfactual_metrics(ex, torch.full((4,), 0.1), FakeOracle(digit=1), ColoredMNISTSetup())
+    assert "faint_share" not in counterfactual_metrics(ex, torch.full((4,), 0.1), OnesOracle(), ColoredMNISTSetup())
     red = torch.full((4,), COLOR_NAMES.index("red"))
     anomalies = ADDataset("toy", "test", x, torch.full((4,), 7), torch.ones(4, dtype=torch.bool),
                           [str(d) for d in range(10)], {"digit": torch.full((4,), 7), "color": red},
                           {"digit": [str(d) for d in range(10)], "color": list(COLOR_NAMES)})
-    rows = route_table(FakeOracle(digit=1), ColoredMNISTSetup(), anomalies, cfs, faint_below=threshold)
+    rows = route_table(OnesOracle(), ColoredMNISTSetup(), anomalies, cfs, faint_below=threshold)
     faint = {r["concept"]: r["faint"] for r in rows if r["grouped by"] == "color"}
     assert faint == {1: 0.0, 2: 1.0}
-    assert "faint" not in route_table(FakeOracle(digit=1), ColoredMNISTSetup(), anomalies, cfs)[0]
+    assert "faint" not in route_table(OnesOracle(), ColoredMNISTSetup(), anomalies, cfs)[0]

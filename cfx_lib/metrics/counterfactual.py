@@ -104,8 +104,10 @@ def counterfactual_metrics(explanation, normal_scores: torch.Tensor, oracle=None
         m[f"cf_normal_share_k{k + 1}"] = float(explanation.is_normal[:, k].float().mean())
     if explanation.n_concepts > 1:
         m["concept_overlap"] = concept_overlap(explanation.images, explanation.counterfactuals)
+    normal = None
     if oracle is not None and setup is not None:
-        per_k = [oracle_normal_share(oracle, setup, explanation.counterfactuals[:, k]) for k in range(explanation.n_concepts)]
+        normal = [oracle_normal_mask(oracle, setup, explanation.counterfactuals[:, k]) for k in range(explanation.n_concepts)]
+        per_k = [float(mask.float().mean()) for mask in normal]
         m["oracle_normal"] = sum(per_k) / len(per_k)
         for k, v in enumerate(per_k):
             m[f"oracle_normal_k{k + 1}"] = v
@@ -115,8 +117,8 @@ def counterfactual_metrics(explanation, normal_scores: torch.Tensor, oracle=None
         m["faint_share"] = float(torch.stack(faint).float().mean())
         for k, f in enumerate(faint):
             m[f"faint_share_k{k + 1}"] = float(f.float().mean())
-        if oracle is not None and setup is not None:
-            visible = [oracle_normal_mask(oracle, setup, explanation.counterfactuals[:, k]) & ~f for k, f in enumerate(faint)]
+        if normal is not None:
+            visible = [mask & ~f for mask, f in zip(normal, faint)]
             m["oracle_normal_visible"] = float(torch.stack(visible).float().mean())
             for k, v in enumerate(visible):
                 m[f"oracle_normal_visible_k{k + 1}"] = float(v.float().mean())

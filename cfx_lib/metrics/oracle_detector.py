@@ -57,9 +57,10 @@ class OracleDetector(BaseDetector):
             raise ValueError(f"min_contrast must be positive (or None for no gate), got {min_contrast}")
         if contrast_width is not None and (min_contrast is None or not contrast_width > 0):
             raise ValueError("contrast_width must be positive and needs a min_contrast")
-        self.min_contrast = None if min_contrast is None else float(min_contrast)
-        self.contrast_width = (None if min_contrast is None
-                               else float(contrast_width) if contrast_width is not None else self.min_contrast / 10)
+        self.min_contrast = self.contrast_width = None
+        if min_contrast is not None:
+            self.min_contrast = float(min_contrast)
+            self.contrast_width = float(contrast_width) if contrast_width is not None else self.min_contrast / 10
         if not normal_values:
             raise ValueError("an oracle detector needs at least one factor with normal values")
         unknown = sorted(set(normal_values) - set(oracle.factor_sizes))

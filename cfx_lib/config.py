@@ -165,6 +165,9 @@ _SMOKE_CF = dict(g_widths=(8, 16), g_res_blocks=1, d_widths=(8, 16, 16), r_width
 # fit issue 4's 10 minutes but cost the whole profile about 10 minutes past its hour (issue 6), so the
 # profile keeps 600 and notebook 03 takes CF_OPTIONS={"iterations": 900} for the better figure. Batch 16
 # for 1,200 iterations (the compute of 32 × 600) gave oracle-normal 0.21 and a multicoloured shortcut.
+# Session 23 trained one generator seed on to 4,800 iterations (49 min, two runs at a time): oracle-normal
+# 0.883 / 0.898 / 0.791 / 0.976 and purity 0.59 / 0.71 / 0.63 / 0.795 after 600 / 1,200 / 2,400 / 4,800,
+# both concepts colour concepts throughout (docs/experiments.md, "Session 23"); far past issue 4's ten minutes.
 # score_eps "auto" (session 7): the clip is the median score of normal training images, 0.047 for
 # DSVDD (median φ of its counterfactuals 0.48 instead of 0.74, normality AuROC 0.90 instead of 0.97,
 # oracle-normal 0.36-0.49 instead of 0.33 after 600 iterations); HSC-OE's 0.0018 costs it a little in

@@ -84,13 +84,31 @@ def score_loss_excess(score_logits: torch.Tensor, targets: torch.Tensor, space: 
     return score_loss(score_logits, targets) - entropy
 
 
-def sample_alphas(n: int, generator: torch.Generator, space: str = "probability", eps: float = DEFAULT_SCORE_EPS) -> torch.Tensor:
+def sample_alphas(n: int, generator: torch.Generator, space: str = "probability", eps: float = DEFAULT_SCORE_EPS,
+                  upper: torch.Tensor | None = None) -> torch.Tensor:
     """Target scores α for one batch: uniform in [0, 1] (``"probability"``, the paper's), or
     uniform in logit between logit(eps) and logit(1 − eps) (``"logit"``), which draws scores as
-    normal as the normal data (and as anomalous as the anomalies) as often as middling ones."""
+    normal as the normal data (and as anomalous as the anomalies) as often as middling ones.
+
+    ``upper`` (n,), if given, caps each image's α at its own score: α is drawn from the same
+    uniform number as above but mapped onto [0, upper] (in logit space onto [logit(eps),
+    logit(upper)], ``upper`` clipped to [eps, 1 − eps]). So α only ever asks for an image at least
+    as normal as it is (``CounterfactualConfig.alpha_range="below_score"``); the random stream is the
+    same as without ``upper``.
+    """
     _check_space(space)
     u = torch.rand(n, generator=generator)
-    return u if space == "probability" else torch.sigmoid((2 * u - 1) * logit_bound(eps))
+    if upper is not None:
+        upper = upper.detach().flatten().to(u.dtype).cpu()
+        if upper.shape != (n,):
+            raise ValueError(f"upper must hold one score per image ({n}), got shape {tuple(upper.shape)}")
+    if space == "probability":
+        return u if upper is None else u * upper.clamp(0, 1)
+    bound = logit_bound(eps)
+    if upper is None:
+        return torch.sigmoid((2 * u - 1) * bound)
+    top = torch.logit(upper.clamp(eps, 1 - eps))
+    return torch.sigmoid(-bound + u * (top + bound))
 
 
 def l1(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:

@@ -12,6 +12,8 @@ s = φ(x), α ~ U[0, 1], k ~ U{0..K−1}, x_t = G(x, α, k), x_cyc = G(x_t, s, k
 
 With ``score_space="logit"`` α is drawn uniformly in logit instead and the two BCE terms become
 Huber distances between logits (:func:`~cfx_lib.counterfactual.losses.score_loss`).
+With ``alpha_range="below_score"`` (our option, off by default) α is drawn between 0 and the image's
+own score s, so G is only asked to make images more normal.
 With ``g_ema`` > 0 a moving average of G's weights (our option, off by default) explains instead of
 the last weights.
 
@@ -265,6 +267,7 @@ def train_counterfactual(
     n, bs, K = len(images), cfg.batch_size, cfg.n_concepts
     w = cfg.weights
     space = dict(space=cfg.score_space, eps=cfg.score_eps)
+    below = cfg.alpha_range == "below_score"
     if start > 0:  # the data order continues where the checkpoint left it
         perm, cursor = state["perm"], int(state["cursor"])
     else:
@@ -299,7 +302,7 @@ def train_counterfactual(
         # --- discriminator -----------------------------------------------------------
         for _ in range(cfg.d_steps):
             x, s = next_batch()
-            alpha = L.sample_alphas(bs, gen, **space).to(device)
+            alpha = L.sample_alphas(bs, gen, **space, upper=s if below else None).to(device)
             k = torch.randint(K, (bs,), generator=gen).to(device)
             with torch.no_grad():
                 x_t = G(x, alpha, k)
@@ -310,7 +313,7 @@ def train_counterfactual(
             opt_d.step()
         # --- generator and concept classifier -----------------------------------------
         x, s = next_batch()
-        alpha = L.sample_alphas(bs, gen, **space).to(device)
+        alpha = L.sample_alphas(bs, gen, **space, upper=s if below else None).to(device)
         k = torch.randint(K, (bs,), generator=gen).to(device)
         x_t = G(x, alpha, k)
         x_cyc = G(perturb(x_t, cfg.cycle_noise, 0, gen), s, k)  # x_t itself unless cycle_noise > 0

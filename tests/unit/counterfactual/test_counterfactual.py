@@ -365,6 +365,59 @@ def test_sample_alphas():
     assert share > 5 * (a < 0.05).float().mean().item()
 
 
+def test_sample_alphas_below_score_caps_each_alpha_at_its_image_score():
+    upper = torch.linspace(0.0, 1.0, 11)
+    full = L.sample_alphas(11, torch.Generator().manual_seed(3))
+    capped = L.sample_alphas(11, torch.Generator().manual_seed(3), upper=upper)
+    assert torch.allclose(capped, full * upper)  # the same uniform draw, mapped onto [0, s]
+    assert (capped <= upper).all() and capped[0] == 0
+    eps = 1e-3
+    many = torch.full((5000,), 0.2)
+    b = L.sample_alphas(5000, torch.Generator().manual_seed(4), "logit", eps, upper=many)
+    assert b.min() >= eps - 1e-7 and b.max() <= 0.2 + 1e-6 and b.max() > 0.19
+    # uniform in logit between logit(eps) and logit(0.2): its median sits halfway in logit
+    mid = (math.log(eps / (1 - eps)) + math.log(0.2 / 0.8)) / 2
+    assert torch.logit(b).median().item() == pytest.approx(mid, abs=0.1)
+    # a score at (or beyond) the clip gives the plain logit draw; one below it asks for eps exactly
+    plain = L.sample_alphas(7, torch.Generator().manual_seed(5), "logit", eps)
+    assert torch.allclose(L.sample_alphas(7, torch.Generator().manual_seed(5), "logit", eps, upper=torch.ones(7)), plain)
+    assert torch.allclose(L.sample_alphas(7, torch.Generator().manual_seed(5), "logit", eps, upper=torch.zeros(7)),
+                          torch.full((7,), eps))
+    with pytest.raises(ValueError, match="one score per image"):
+        L.sample_alphas(4, torch.Generator(), upper=torch.ones(3))
+
+
+def test_alpha_range_below_score_draws_alpha_up_to_each_batch_score(toy_data, monkeypatch):
+    with pytest.raises(ValueError, match="alpha_range must be one of"):
+        CounterfactualConfig(alpha_range="above")
+    assert CounterfactualConfig().alpha_range == "full"  # the paper's α by default
+    torch.manual_seed(0)
+    det = Detector("bce", (3, 28, 28)).eval()
+    scores = det.score_images(toy_data)
+    drawn = []
+
+    def spy(*args, **kwargs):
+        alpha = real(*args, **kwargs)
+        drawn.append((kwargs.get("upper"), alpha))
+        return alpha
+
+    real = L.sample_alphas
+    monkeypatch.setattr(L, "sample_alphas", spy)
+    for alpha_range in ("full", "below_score"):
+        drawn.clear()
+        cfg = CounterfactualConfig(**TINY, iterations=2, device="cpu", alpha_range=alpha_range)
+        train_counterfactual(cfg, det, toy_data, progress=False)
+        assert len(drawn) == 4  # one D and one G draw per iteration
+        for upper, alpha in drawn:
+            if alpha_range == "full":
+                assert upper is None
+            else:  # the caps are the detector's scores of the batch's images, and no α exceeds its cap
+                upper = upper.cpu()
+                assert upper.shape == (8,)
+                assert ((upper[:, None] - scores[None, :]).abs().min(1).values < 1e-6).all()
+                assert (alpha <= upper + 1e-6).all() and not torch.equal(alpha, upper)
+
+
 def test_alpha_features_in_logit_space():
     from cfx_lib.counterfactual.models import alpha_features
 

@@ -51,7 +51,7 @@ from cfx_lib.metrics import (
     OracleDetector, changed_factors, concept_purity, counterfactual_metrics, default_oracle_path, faint_threshold,
     load_or_train_oracle, normal_values_of, route_table,
 )
-from cfx_lib.notebook import NotebookRun, obtain_detector, run_id
+from cfx_lib.notebook import NotebookRun, environment, obtain_detector, run_id
 from cfx_lib.paths import default_data_root, default_results_root, find_repo_root
 from cfx_lib.viz import save_figure
 
@@ -118,7 +118,8 @@ def write_curve(rows: list[dict], cfg) -> None:
     """The JSON and the figure of the rows so far (after every iteration count, atomically: a run cut
     off, e.g. by a time limit, keeps the counts it finished)."""
     gate = {"oracle_gate": args.oracle_gate} if args.detector == ORACLE else {}
-    write_json({"profile": profile.name, "run": run, "options": args.options, **gate, "config": cfg.to_dict(), "rows": rows},
+    write_json({"profile": profile.name, "run": run, "options": args.options, **gate, "config": cfg.to_dict(),
+                "environment": environment(), "rows": rows},
                root / "benchmarks" / f"{name}.json")
     fig, ax = plt.subplots(figsize=(5.5, 3.5))
     minutes = [r["train_minutes"] for r in rows]

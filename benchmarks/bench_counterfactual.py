@@ -17,6 +17,7 @@ from cfx_lib.counterfactual import calibrate_score_eps, train_counterfactual
 from cfx_lib.detectors import Detector
 from cfx_lib.device import resolve_device
 from cfx_lib.io import write_json
+from cfx_lib.notebook import environment
 from cfx_lib.paths import default_results_root
 
 parser = argparse.ArgumentParser(description=__doc__)
@@ -48,5 +49,7 @@ for size in args.sizes:
     rows.append(row)
     print(row, flush=True)
 out = {"profile": args.profile, "device": str(device), "cpu_threads": torch.get_num_threads(),
-       "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None, "results": rows}
+       "gpu": torch.cuda.get_device_name() if device.type == "cuda" else None,
+       "environment": environment(),  # the processor sets the CPU figures: compare them on one machine only
+       "results": rows}
 write_json(out, default_results_root() / "benchmarks" / f"counterfactual-{args.profile}-{device.type}.json")

@@ -61,12 +61,30 @@ class NotebookRun:
         return p if p.is_absolute() or p.exists() else self.repo / p
 
 
+def cpu_name() -> str:
+    """The processor's model name (Linux: ``/proc/cpuinfo``; elsewhere ``platform.processor()``),
+    or ``"unknown"``."""
+    import platform
+
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or "unknown"
+
+
 def environment() -> dict[str, Any]:
-    """What decides whether a seeded CPU run repeats bit for bit besides its parameters: the
-    Python, torch and torchvision versions, the machine and torch's intra-op thread count.
+    """What decides whether a seeded CPU run repeats bit for bit, and how fast it runs, besides its
+    parameters: the Python, torch and torchvision versions, the machine, its processor and the
+    instruction set torch's CPU kernels use (``cpu_capability``: e.g. AVX2 or AVX512), and torch's
+    intra-op thread count.
 
     The thread count matters: the same seed trained with ``OMP_NUM_THREADS=1`` and with 2 threads
-    gives different generators (docs/experiments.md, "The thread count is part of the seed").
+    gives different generators (docs/experiments.md, "The thread count is part of the seed"). The
+    processor sets the speed: the `quick` generator trained at 1.6-1.8 it/s on the 2-core CPU of
+    earlier sessions and at 0.75 it/s on an AVX2-only AMD EPYC (docs/experiments.md, "Session 24").
     """
     import platform
 
@@ -74,7 +92,8 @@ def environment() -> dict[str, Any]:
     import torchvision
 
     return {"python": platform.python_version(), "torch": torch.__version__, "torchvision": torchvision.__version__,
-            "machine": platform.machine(), "system": platform.system(), "threads": torch.get_num_threads(),
+            "machine": platform.machine(), "system": platform.system(), "cpu": cpu_name(),
+            "cpu_capability": torch.backends.cpu.get_cpu_capability(), "threads": torch.get_num_threads(),
             "cuda": torch.cuda.is_available()}
 
 

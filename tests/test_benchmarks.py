@@ -27,6 +27,7 @@ def test_cf_curve_resumes_through_its_iteration_counts(tmp_path):
     result = json.loads((tmp_path / "benchmarks" / "cf-curve-smoke-colored_mnist-default-bce-s0-b8.json").read_text())
     assert [r["iterations"] for r in result["rows"]] == [2, 4]
     assert result["config"]["batch_size"] == 8 and result["options"] == {"batch_size": 8}
+    assert result["environment"]["cpu_capability"] == torch.backends.cpu.get_cpu_capability()  # speed's context
     for row in result["rows"]:
         assert all(0.0 <= row[k] <= 1.0 for k in ("oracle_normal", "normality_auroc", "concept_acc", "purity",
                                                     "oracle_normal_visible", "faint_share"))
@@ -60,6 +61,8 @@ def test_counterfactual_speed_benchmark_writes_its_figures(tmp_path):
     result = json.loads((tmp_path / "benchmarks" / "counterfactual-smoke-cpu.json").read_text())
     (row,) = result["results"]
     assert row["size"] == 28 and row["iterations"] == 2 and row["iters_per_second"] > 0 and row["peak_memory_mb"] > 0
+    env = result["environment"]  # the figures hold for this processor and thread count only
+    assert env["threads"] == result["cpu_threads"] and env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
 
 
 @pytest.mark.slow

@@ -103,6 +103,14 @@ def test_environment_records_the_thread_count():
     assert environment()["threads"] == before
 
 
+def test_environment_records_the_processor():
+    from cfx_lib.notebook import cpu_name, environment
+
+    env = environment()
+    assert env["cpu_capability"] == torch.backends.cpu.get_cpu_capability() != ""
+    assert env["cpu"] == cpu_name() and isinstance(env["cpu"], str) and env["cpu"].strip()
+
+
 def test_profiles_give_counterfactual_configs_per_image_size():
     from cfx_lib.config import get_profile
 

@@ -111,6 +111,22 @@ def test_environment_records_the_processor():
     assert env["cpu"] == cpu_name() and isinstance(env["cpu"], str) and env["cpu"].strip()
 
 
+def test_cpu_name_falls_back_without_proc_cpuinfo(monkeypatch):
+    import platform
+    from pathlib import Path
+
+    from cfx_lib.notebook import cpu_name
+
+    def unreadable(self, *args, **kwargs):
+        raise OSError("no /proc here")
+
+    monkeypatch.setattr(Path, "read_text", unreadable)
+    monkeypatch.setattr(platform, "processor", lambda: "")
+    assert cpu_name() == "unknown"
+    monkeypatch.setattr(platform, "processor", lambda: "arm")
+    assert cpu_name() == "arm"
+
+
 def test_profiles_give_counterfactual_configs_per_image_size():
     from cfx_lib.config import get_profile
 

@@ -200,8 +200,10 @@ _QUICK_CF = dict(g_widths=(32, 64), g_res_blocks=1, d_widths=(32, 64, 64), r_wid
 # leaves fewer pixel-exact shortcuts, and both concepts recolour more often, so R tells them apart less.
 # λ_gan 10 instead of 5 at 28×28 (session 24; docs/experiments.md, "Session 24"): BCE-OE, one detector, 1 thread,
 # 600 iterations, generator seeds 0-2: oracle-normal 0.850 ± 0.059 instead of 0.758 ± 0.084, purity 0.67 ± 0.10
-# instead of 0.56 ± 0.10, better on every seed; not in the profile until the whole-seed tables of the README are
-# rerun with it (HSC-OE and DSVDD unmeasured). Learning rates 5e-4 for G + R and D: no gain (two seeds).
+# instead of 0.56 ± 0.10, better on every seed. Over three whole seeds (session 26: data, detector, oracle and
+# generator reseeded, paired with λ_gan 5 on the same detectors) no gain: oracle-normal 0.614 ± 0.051 against
+# 0.631 ± 0.152, purity 0.46 against 0.49, with marks at the top edge on two seeds; so λ_gan stays 5. λ_gan 20
+# (session 25): worse. Learning rates 5e-4 for G + R and D: no gain (two seeds).
 _CF_28 = {"g_skip": True, "cycle_noise": 0.1}
 _QUICK_CF_28 = {**_QUICK_CF, **_CF_28, "score_shift": 4}
 

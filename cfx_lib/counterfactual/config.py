@@ -154,6 +154,13 @@ class CounterfactualConfig:
             help"), so the profiles keep the median.
         sample_every / checkpoint_every: iterations between sample grids / checkpoints.
         n_samples: anomalies shown in the sample grids.
+        channels_last: train G, D and R with their images and convolution weights in the
+            channels-last memory layout (``torch.channels_last``), which oneDNN's CPU convolutions
+            run about twice as fast at these sizes (``benchmarks/bench_counterfactual.py``); on a GPU
+            cuDNN takes either. A speed setting like ``device``, not part of the model: the trained
+            weights load into either layout, and a checkpoint resumes under either. The float
+            results differ from the contiguous layout's in the last bits, which a GAN run amplifies
+            like a change of thread count; a given layout, seed and thread count reproduce exactly.
         seed, device: as everywhere.
     """
 
@@ -185,6 +192,7 @@ class CounterfactualConfig:
     sample_every: int = 500
     checkpoint_every: int = 250
     n_samples: int = 8
+    channels_last: bool = True
     seed: int = 0
     device: str = "auto"
 
@@ -196,7 +204,7 @@ class CounterfactualConfig:
             value = getattr(self, key)
             if not isinstance(value, int) or isinstance(value, bool) or value < (0 if key == "g_res_blocks" else 1):
                 raise ValueError(f"{key} must be a positive int, got {value!r}")
-        for key in ("g_residual", "g_skip"):
+        for key in ("g_residual", "g_skip", "channels_last"):
             if not isinstance(getattr(self, key), bool):
                 raise ValueError(f"{key} must be True or False, got {getattr(self, key)!r}")
         if self.n_concepts < 1:

@@ -220,6 +220,9 @@ def train_counterfactual(
     for p in detector.parameters():
         p.requires_grad_(False)
     models = CounterfactualModels.build(cfg, shape).to(device)
+    layout = torch.channels_last if cfg.channels_last else torch.contiguous_format
+    for m in models.modules():
+        m.to(memory_format=layout)
     G, D, R = models.generator, models.discriminator, models.concept_classifier
     ema = AveragedModel(G, multi_avg_fn=get_ema_multi_avg_fn(cfg.g_ema), use_buffers=True) if cfg.g_ema > 0 else None
     if ema is not None:
@@ -236,7 +239,7 @@ def train_counterfactual(
     sample_paths: list[Path] = []
 
     def resumable(c: CounterfactualConfig) -> dict[str, Any]:  # what a checkpoint must share to be resumed
-        return {k: v for k, v in c.to_dict().items() if k not in ("iterations", "device")}
+        return {k: v for k, v in c.to_dict().items() if k not in ("iterations", "device", "channels_last")}
 
     current = resumable(cfg)
 
@@ -279,7 +282,7 @@ def train_counterfactual(
             perm, cursor = torch.randperm(n, generator=gen), 0
         idx = perm[cursor : cursor + bs]
         cursor += bs
-        return images[idx].to(device), scores_all[idx].to(device)
+        return images[idx].to(device).contiguous(memory_format=layout), scores_all[idx].to(device)
 
     def check(name: str, value: torch.Tensor, iteration: int) -> None:
         if not torch.isfinite(value):

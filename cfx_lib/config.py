@@ -168,6 +168,10 @@ _SMOKE_CF = dict(g_widths=(8, 16), g_res_blocks=1, d_widths=(8, 16, 16), r_width
 # Session 23 trained one generator seed on to 4,800 iterations (49 min, two runs at a time): oracle-normal
 # 0.883 / 0.898 / 0.791 / 0.976 and purity 0.59 / 0.71 / 0.63 / 0.795 after 600 / 1,200 / 2,400 / 4,800,
 # both concepts colour concepts throughout (docs/experiments.md, "Session 23"); far past issue 4's ten minutes.
+# Sessions 26 and 27 ran 900 iterations over three whole seeds each (contiguous and channels-last
+# layouts): oracle-normal +0.148 and +0.141 paired against 600 (pooled +0.144, standard error 0.059),
+# purity +0.05 and +0.02, R below 0.90 on two seeds in session 27; 8.4-9.6 minutes with the channels-last
+# layout on an AVX512 CPU. Not adopted until the whole-seed tables are rerun with it (docs/experiments.md).
 # score_eps "auto" (session 7): the clip is the median score of normal training images, 0.047 for
 # DSVDD (median φ of its counterfactuals 0.48 instead of 0.74, normality AuROC 0.90 instead of 0.97,
 # oracle-normal 0.36-0.49 instead of 0.33 after 600 iterations); HSC-OE's 0.0018 costs it a little in

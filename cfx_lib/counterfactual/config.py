@@ -155,8 +155,9 @@ class CounterfactualConfig:
         sample_every / checkpoint_every: iterations between sample grids / checkpoints.
         n_samples: anomalies shown in the sample grids.
         channels_last: train G, D and R with their images and convolution weights in the
-            channels-last memory layout (``torch.channels_last``), which oneDNN's CPU convolutions
-            run about twice as fast at these sizes (``benchmarks/bench_counterfactual.py``); on a GPU
+            channels-last memory layout (``torch.channels_last``), in which oneDNN's CPU convolutions
+            run G twice and a whole training step 1.3-1.5 times as fast at these sizes
+            (``benchmarks/bench_counterfactual.py``; φ gains nothing and is left as it is); on a GPU
             cuDNN takes either. A speed setting like ``device``, not part of the model: the trained
             weights load into either layout, and a checkpoint resumes under either. The float
             results differ from the contiguous layout's in the last bits, which a GAN run amplifies

@@ -140,6 +140,9 @@ def test_profiles_give_counterfactual_configs_per_image_size():
     # cycle noise likewise: measured on colored_mnist, no gain on signs, off in the paper's objective
     assert cfg.cycle_noise == 0.1 and get_profile("smoke").counterfactual_config(28).cycle_noise == 0.1
     assert quick.counterfactual_config(32).cycle_noise == 0 == get_profile("paper").counterfactual_config(28).cycle_noise
+    # 900 iterations where three whole seeds were measured (28×28, session 28); signs at 32×32 and smoke keep theirs
+    assert cfg.iterations == 900 and quick.counterfactual_config(32).iterations == 600
+    assert get_profile("smoke").counterfactual_config(28).iterations == 6
     import dataclasses
 
     per_size = dataclasses.replace(quick, counterfactual={28: {"iterations": 5}, 32: {"iterations": 7}})

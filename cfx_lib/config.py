@@ -211,6 +211,9 @@ _QUICK_CF = dict(g_widths=(32, 64), g_res_blocks=1, d_widths=(32, 64, 64), r_wid
 # generator reseeded, paired with λ_gan 5 on the same detectors) no gain: oracle-normal 0.614 ± 0.051 against
 # 0.631 ± 0.152, purity 0.46 against 0.49, with marks at the top edge on two seeds; so λ_gan stays 5. λ_gan 20
 # (session 25): worse. Learning rates 5e-4 for G + R and D: no gain (two seeds).
+# A prior for edits of one factor (weights.edit_rank, session 30; docs/experiments.md, "Session 30"): BCE-OE, one
+# detector, 1 thread, 900 iterations, generator seeds 0-2, λ 5 / 20: oracle-normal 0.738 ± 0.061 / 0.663 ± 0.114
+# against 0.775 ± 0.057, purity 0.628 / 0.612 against 0.584, no digit concept; so it stays off.
 _CF_28 = {"g_skip": True, "cycle_noise": 0.1}
 _QUICK_CF_28 = {**_QUICK_CF, **_CF_28, "score_shift": 4, "iterations": 900}
 

@@ -49,6 +49,13 @@ class LossWeights:
     generator seeds) it made the figures no better (oracle-normal 0.541 ± 0.221 against 0.587 ±
     0.141; docs/experiments.md, "Session 16"), so no profile turns it on. Whether or not it is
     weighed, the trainer logs the edit size as ``proximity``.
+
+    ``edit_rank`` is **our addition, not in the paper** (0 by default): it weighs
+    :func:`~cfx_lib.counterfactual.losses.edit_rank` of the edit G(x, α, k) − x, its distance from
+    one spatial pattern along one colour direction. A recolouring and a shape redrawn in its own
+    colour cost nothing; an edit of both, or an output in mixed shades, does. It is a prior for
+    edits of one factor, which nothing in the paper's objective prefers (docs/experiments.md,
+    "Session 30"). Whether or not it is weighed, the trainer logs it as ``edit_rank``.
     """
 
     gan: float = 1.0
@@ -57,6 +64,7 @@ class LossWeights:
     con: float = 5.0
     distinct: float = 0.0
     proximity: float = 0.0
+    edit_rank: float = 0.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

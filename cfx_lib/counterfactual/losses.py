@@ -10,6 +10,8 @@ With s = φ(x), x_t = G(x, α, k), x_cyc = G(x_t, s, k) and x_rec = G(x, s, k):
   for pairs in which no concept should be visible.
 - :func:`edit_overlap`: how much two edits of the same images point the same way (our addition,
   not in the paper; ``LossWeights.distinct``).
+- :func:`edit_rank`: how far an edit is from one spatial pattern in one colour direction (our
+  addition, not in the paper; ``LossWeights.edit_rank``).
 """
 
 from __future__ import annotations
@@ -139,3 +141,26 @@ def edit_overlap(edit_a: torch.Tensor, edit_b: torch.Tensor) -> torch.Tensor:
         raise ValueError(f"edits must have the same shape, got {tuple(edit_a.shape)} and {tuple(edit_b.shape)}")
     cos = F.cosine_similarity(edit_a.flatten(1), edit_b.flatten(1), dim=1, eps=1e-8)
     return cos.clamp(min=0).mean()
+
+
+def edit_rank(edit: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
+    """Mean over images of the root-mean-square residual of each edit (B, C, H, W) after its best
+    rank-1 approximation as a (pixels × channels) matrix, i.e. sqrt((‖E‖²_F − σ₁²) / (H·W)).
+
+    An edit that changes one spatial pattern along one colour direction is rank 1 and scores 0:
+    recolouring a stroke (every pixel moves by its intensity times the same colour difference), or
+    redrawing a shape in its own colour (new minus old intensities, times that colour). An edit
+    that does both, or paints the output in varying shades, does not. With one channel every edit
+    is rank 1 and the term is 0. The gradient is bounded (it is the norm of the residual) and small
+    edits have small residuals, so a near-identity is not pushed around.
+
+    Used on x_t − x (``LossWeights.edit_rank``, our addition): the paper's objective has nothing that
+    prefers an edit of one factor over an edit of two (docs/experiments.md, "Session 22").
+    """
+    if edit.ndim != 4:
+        raise ValueError(f"edit must be (B, C, H, W), got shape {tuple(edit.shape)}")
+    e = edit.flatten(2).double()  # (B, C, H·W)
+    gram = e @ e.transpose(1, 2)  # (B, C, C), eigenvalues σ_i²
+    top = torch.linalg.eigvalsh(gram)[:, -1]
+    rest = (gram.diagonal(dim1=1, dim2=2).sum(-1) - top).clamp(min=0)
+    return (rest / e.shape[2] + eps).sqrt().mean().to(edit.dtype)

@@ -8,7 +8,8 @@ s = φ(x), α ~ U[0, 1], k ~ U{0..K−1}, x_t = G(x, α, k), x_cyc = G(x_t, s, k
   + λ_rec·(‖x − x_rec‖₁ + ‖x − x_cyc‖₁)
   + λ_con·(CE(R(x, x_t), k) + CE(R(x_t, x_cyc), k) + CE(R(x, x_cyc), 0) + CE(R(x, x_rec), 0))
   [+ λ_distinct·overlap(x_t − x, G(x, α, k′) − x) with k′ ≠ k: our addition, off by default]
-  [+ λ_proximity·‖x − x_t‖₁: our addition, off by default].
+  [+ λ_proximity·‖x − x_t‖₁: our addition, off by default]
+  [+ λ_edit_rank·edit_rank(x_t − x): our addition, off by default].
 
 With ``score_space="logit"`` α is drawn uniformly in logit instead and the two BCE terms become
 Huber distances between logits (:func:`~cfx_lib.counterfactual.losses.score_loss`).
@@ -47,7 +48,7 @@ from .explain import generate
 from .models import ConceptClassifier, Discriminator, Generator, build_concept_classifier, build_discriminator, build_generator
 
 LAST = "cf_last.pt"  # full training state, for resume
-LOSS_COLUMNS = ("iteration", "d_loss", "g_gan", "score", "score_excess", "rec", "con", "distinct", "proximity", "r_acc", "total", "seconds")
+LOSS_COLUMNS = ("iteration", "d_loss", "g_gan", "score", "score_excess", "rec", "con", "distinct", "proximity", "edit_rank", "r_acc", "total", "seconds")
 
 
 @dataclass
@@ -331,6 +332,12 @@ def train_counterfactual(
                + L.concept_loss(r(x, x_cyc), None) + L.concept_loss(r(x, x_rec), None))
         proximity = L.l1(x, x_t)
         total = w.gan * g_gan + w.score * score + w.rec * rec + w.con * con + w.proximity * proximity
+        if w.edit_rank > 0:
+            edit_rank = L.edit_rank(x_t - x)
+            total = total + w.edit_rank * edit_rank
+        else:  # logged only: the paper's objective keeps its exact gradients
+            with torch.no_grad():
+                edit_rank = L.edit_rank(x_t - x)
         distinct = torch.zeros((), device=device)
         if w.distinct > 0 and K > 1:  # drawn only when on, so the paper's objective keeps its random stream
             k_other = (k + torch.randint(1, K, (bs,), generator=gen).to(device)) % K
@@ -348,7 +355,7 @@ def train_counterfactual(
                    "score_excess": (L.score_loss_excess(phi_t, alpha, **space)
                                     + L.score_loss_excess(phi_cyc, s, **space)).item(),
                    "rec": rec.item(), "con": con.item(), "distinct": distinct.item(),
-                   "proximity": proximity.item(),
+                   "proximity": proximity.item(), "edit_rank": edit_rank.item(),
                    "r_acc": (logits_t.argmax(1) == k).float().mean().item(), "total": total.item()}
         for key, value in row.items():
             running[key] = running.get(key, 0.0) + value

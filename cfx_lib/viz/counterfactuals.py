@@ -22,6 +22,8 @@ def cf_loss_curves(history: Sequence[dict], panels: dict[str, str] | None = None
         panels = dict(LOSS_PANELS)
         if any(h.get("distinct", 0) > 0 for h in history):  # the optional term, shown only when on
             panels["distinct"] = "edit overlap of two concepts"
+        if any("edit_rank" in h for h in history):  # logged since session 30
+            panels["edit_rank"] = "edit off rank 1 (two factors)"
     fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.4), squeeze=False)
     its = [h["iteration"] for h in history]
     for ax, (key, title) in zip(axes[0], panels.items()):

@@ -593,6 +593,41 @@ def test_proximity_term_is_logged_always_and_shrinks_the_edits(toy_data):
     assert close < plain
 
 
+def test_edit_rank_is_zero_for_one_factor_edits_and_positive_for_two():
+    stroke, other = torch.zeros(1, 1, 6, 6), torch.zeros(1, 1, 6, 6)
+    stroke[..., 1:5, 2] = torch.tensor([0.5, 1.0, 1.0, 0.7])  # an anti-aliased vertical stroke
+    other[..., 3, 1:5] = 1.0  # a horizontal one
+    red, cyan = torch.tensor([1.0, 0, 0]).view(1, 3, 1, 1), torch.tensor([0, 1.0, 1.0]).view(1, 3, 1, 1)
+    x = stroke * red
+    recolour, redraw, both = stroke * cyan - x, other * red - x, other * cyan - x
+    assert L.edit_rank(recolour).item() == pytest.approx(0, abs=1e-3)
+    assert L.edit_rank(redraw).item() == pytest.approx(0, abs=1e-3)
+    assert L.edit_rank(torch.zeros_like(x)).item() == pytest.approx(0, abs=1e-3)
+    assert L.edit_rank(both).item() > 0.1
+    # the residual of a two-factor edit grows with it: 2·edit has twice the residual
+    assert L.edit_rank(2 * both).item() == pytest.approx(2 * L.edit_rank(both).item(), rel=1e-3)
+    # one channel: every edit is rank 1
+    assert L.edit_rank(torch.randn(3, 1, 6, 6)).item() == pytest.approx(0, abs=1e-3)
+    with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
+        L.edit_rank(both[0])
+
+
+def test_edit_rank_term_is_logged_always_and_lowers_the_residual(toy_data):
+    det = _toy_detector()
+    cfg = CounterfactualConfig(**TINY, iterations=1, device="cpu")
+    assert cfg.weights.edit_rank == 0  # the paper's objective
+    off = train_counterfactual(cfg, det, toy_data, progress=False).history[0]
+    on = train_counterfactual(cfg.replace(weights={"edit_rank": 5.0}), det, toy_data, progress=False).history[0]
+    assert off["edit_rank"] > 0  # logged even when it is not weighed
+    assert on["edit_rank"] == pytest.approx(off["edit_rank"]) and on["score"] == off["score"]
+    assert on["total"] == pytest.approx(off["total"] + 5.0 * off["edit_rank"], rel=1e-5)
+    longer = cfg.replace(iterations=8)
+    plain = train_counterfactual(longer, det, toy_data, progress=False).history[-1]["edit_rank"]
+    ranked = train_counterfactual(longer.replace(weights={"edit_rank": 100.0}), det, toy_data,
+                                  progress=False).history[-1]["edit_rank"]
+    assert ranked < plain
+
+
 @pytest.mark.parametrize("option, changed, unchanged", [
     # the first discriminator step is the same; the cycle reads a noisy x_t, so its L1 and score differ
     ("cycle_noise", ("rec", "score"), ("d_loss",)),

@@ -26,3 +26,10 @@ def test_loss_curves_draw_a_gap_for_a_term_an_older_run_did_not_log():
     fig = cf_loss_curves(old)
     panel = [ax for ax in fig.axes if ax.get_title() == LOSS_PANELS["proximity"]][0]
     assert all(y != y for y in panel.lines[0].get_ydata())  # NaN: nothing drawn, nothing made up
+
+
+def test_loss_curves_show_the_edit_rank_where_the_history_logged_it():
+    rows = [{**row, "edit_rank": 0.2} for row in _history(0.0)]
+    titles = [ax.get_title() for ax in cf_loss_curves(rows).axes]
+    assert titles == [*LOSS_PANELS.values(), "edit off rank 1 (two factors)"]
+    assert len(cf_loss_curves(_history(0.0)).axes) == len(LOSS_PANELS)  # older runs: no such panel

@@ -576,21 +576,23 @@ def test_distinct_weight_is_logged_and_off_by_default(tmp_path, toy_data):
     assert all(row["distinct"] == 0 for row in single.history)
 
 
-def test_proximity_term_is_logged_always_and_shrinks_the_edits(toy_data):
+@pytest.mark.parametrize("term, weight", [("proximity", 7.0), ("edit_rank", 5.0)])
+def test_optional_term_is_logged_always_and_shrinks_when_weighed(toy_data, term, weight):
+    """proximity (the edit size) and edit_rank (its distance from one factor): off in the paper's
+    objective, logged all the same, added as λ times themselves, and lowered when weighed."""
     det = _toy_detector()
     cfg = CounterfactualConfig(**TINY, iterations=1, device="cpu")
-    assert cfg.weights.proximity == 0  # the paper's objective
+    assert getattr(cfg.weights, term) == 0  # the paper's objective
     off = train_counterfactual(cfg, det, toy_data, progress=False).history[0]
-    on = train_counterfactual(cfg.replace(weights={"proximity": 7.0}), det, toy_data, progress=False).history[0]
-    assert off["proximity"] > 0  # the edit size is logged even when it is not weighed
+    on = train_counterfactual(cfg.replace(weights={term: weight}), det, toy_data, progress=False).history[0]
+    assert off[term] > 0  # logged even when it is not weighed
     # no random draw of its own: the first step is the same, plus the weighted term
-    assert on["proximity"] == off["proximity"] and on["score"] == off["score"]
-    assert on["total"] == pytest.approx(off["total"] + 7.0 * off["proximity"], rel=1e-5)
+    assert on[term] == pytest.approx(off[term]) and on["score"] == off["score"]
+    assert on["total"] == pytest.approx(off["total"] + weight * off[term], rel=1e-5)
     longer = cfg.replace(iterations=8)
-    plain = train_counterfactual(longer, det, toy_data, progress=False).history[-1]["proximity"]
-    close = train_counterfactual(longer.replace(weights={"proximity": 100.0}), det, toy_data,
-                                 progress=False).history[-1]["proximity"]
-    assert close < plain
+    plain = train_counterfactual(longer, det, toy_data, progress=False).history[-1][term]
+    weighed = train_counterfactual(longer.replace(weights={term: 100.0}), det, toy_data, progress=False).history[-1][term]
+    assert weighed < plain
 
 
 def test_edit_rank_is_zero_for_one_factor_edits_and_positive_for_two():
@@ -610,22 +612,6 @@ def test_edit_rank_is_zero_for_one_factor_edits_and_positive_for_two():
     assert L.edit_rank(torch.randn(3, 1, 6, 6)).item() == pytest.approx(0, abs=1e-3)
     with pytest.raises(ValueError, match=r"\(B, C, H, W\)"):
         L.edit_rank(both[0])
-
-
-def test_edit_rank_term_is_logged_always_and_lowers_the_residual(toy_data):
-    det = _toy_detector()
-    cfg = CounterfactualConfig(**TINY, iterations=1, device="cpu")
-    assert cfg.weights.edit_rank == 0  # the paper's objective
-    off = train_counterfactual(cfg, det, toy_data, progress=False).history[0]
-    on = train_counterfactual(cfg.replace(weights={"edit_rank": 5.0}), det, toy_data, progress=False).history[0]
-    assert off["edit_rank"] > 0  # logged even when it is not weighed
-    assert on["edit_rank"] == pytest.approx(off["edit_rank"]) and on["score"] == off["score"]
-    assert on["total"] == pytest.approx(off["total"] + 5.0 * off["edit_rank"], rel=1e-5)
-    longer = cfg.replace(iterations=8)
-    plain = train_counterfactual(longer, det, toy_data, progress=False).history[-1]["edit_rank"]
-    ranked = train_counterfactual(longer.replace(weights={"edit_rank": 100.0}), det, toy_data,
-                                  progress=False).history[-1]["edit_rank"]
-    assert ranked < plain
 
 
 @pytest.mark.parametrize("option, changed, unchanged", [

@@ -332,12 +332,10 @@ def train_counterfactual(
                + L.concept_loss(r(x, x_cyc), None) + L.concept_loss(r(x, x_rec), None))
         proximity = L.l1(x, x_t)
         total = w.gan * g_gan + w.score * score + w.rec * rec + w.con * con + w.proximity * proximity
-        if w.edit_rank > 0:
+        with torch.set_grad_enabled(w.edit_rank > 0):  # off: logged only, the paper's gradients stay exact
             edit_rank = L.edit_rank(x_t - x)
+        if w.edit_rank > 0:
             total = total + w.edit_rank * edit_rank
-        else:  # logged only: the paper's objective keeps its exact gradients
-            with torch.no_grad():
-                edit_rank = L.edit_rank(x_t - x)
         distinct = torch.zeros((), device=device)
         if w.distinct > 0 and K > 1:  # drawn only when on, so the paper's objective keeps its random stream
             k_other = (k + torch.randint(1, K, (bs,), generator=gen).to(device)) % K

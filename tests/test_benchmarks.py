@@ -56,13 +56,18 @@ def test_cf_curve_explains_the_oracle_detector(tmp_path):
 
 
 @pytest.mark.slow
-def test_counterfactual_speed_benchmark_writes_its_figures(tmp_path):
+def test_counterfactual_speed_benchmark_writes_its_figures_per_setting(tmp_path):
     run_script("bench_counterfactual.py", "--profile", "smoke", "--sizes", "28", "--iterations", "2", results_root=tmp_path)
     result = json.loads((tmp_path / "benchmarks" / "counterfactual-smoke-cpu.json").read_text())
     (row,) = result["results"]
     assert row["size"] == 28 and row["iterations"] == 2 and row["iters_per_second"] > 0 and row["peak_memory_mb"] > 0
     env = result["environment"]  # the figures hold for this processor and thread count only
     assert env["threads"] == result["cpu_threads"] and env["cpu_capability"] == torch.backends.cpu.get_cpu_capability()
+    assert row["precision"] == "float32" and result["options"] == {}
+    run_script("bench_counterfactual.py", "--profile", "smoke", "--sizes", "28", "--iterations", "2",
+               "--options", '{"precision": "bfloat16"}', "--tag", "bf16", results_root=tmp_path)
+    (row,) = json.loads((tmp_path / "benchmarks" / "counterfactual-smoke-cpu-bf16.json").read_text())["results"]
+    assert row["precision"] == "bfloat16" and row["iters_per_second"] > 0
 
 
 @pytest.mark.slow

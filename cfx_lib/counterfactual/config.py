@@ -16,6 +16,7 @@ from .models import R_INPUTS
 #: ``CounterfactualConfig.alpha_range`` values: the paper's α over the whole range, or only up to the
 #: image's own score.
 ALPHA_RANGES = ("full", "below_score")
+PRECISIONS = ("float32", "bfloat16")
 #: ``score_eps`` value that takes the clip from the detector's scores of normal training images.
 AUTO = "auto"
 #: ``score_eps="auto"`` resolves to at least ``DEFAULT_SCORE_EPS`` and at most this: a detector whose
@@ -170,6 +171,17 @@ class CounterfactualConfig:
             weights load into either layout, and a checkpoint resumes under either. The float
             results differ from the contiguous layout's in the last bits, which a GAN run amplifies
             like a change of thread count; a given layout, seed and thread count reproduce exactly.
+        precision: ``"float32"`` (every profile) or ``"bfloat16"``: G, D, R and φ run their
+            training forward passes under ``torch.autocast`` in bfloat16 and hand float32 outputs to
+            the losses, which stay in float32 (a score clip such as 1 − 0.0005 does not exist in
+            bfloat16); weights and optimiser states stay float32. A speed setting like
+            ``channels_last``: on a CPU with AMX or AVX512-BF16 (Intel Sapphire Rapids and later,
+            AMD Zen 4 and later) a training step ran 1.5-1.8 times as fast (README, "Benchmarks");
+            on other CPUs bfloat16 is emulated and slower, so measure with
+            ``benchmarks/bench_counterfactual.py --options '{"precision": "bfloat16"}'`` first. It
+            changes a run far more than the layout does and is not quality-neutral for certain (on
+            one detector it lowered the oracle-normal share on every generator seed; README), so
+            the profiles and the study's figures are float32; a checkpoint resumes under either.
         seed, device: as everywhere.
     """
 
@@ -202,6 +214,7 @@ class CounterfactualConfig:
     checkpoint_every: int = 250
     n_samples: int = 8
     channels_last: bool = True
+    precision: str = "float32"
     seed: int = 0
     device: str = "auto"
 
@@ -237,6 +250,8 @@ class CounterfactualConfig:
                 raise ValueError(f"{key} must be a number >= 0, got {value!r}")
         if self.r_input not in R_INPUTS:
             raise ValueError(f"r_input must be one of {list(R_INPUTS)}, got {self.r_input!r}")
+        if self.precision not in PRECISIONS:
+            raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
         if self.alpha_range not in ALPHA_RANGES:
             raise ValueError(f"alpha_range must be one of {list(ALPHA_RANGES)}, got {self.alpha_range!r}")
         if self.score_space not in SCORE_SPACES:

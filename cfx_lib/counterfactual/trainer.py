@@ -160,6 +160,23 @@ def _state(models: CounterfactualModels, opt_g, opt_d, cfg: CounterfactualConfig
     }
 
 
+EXECUTION_SETTINGS = ("iterations", "device", "channels_last", "precision")  # a checkpoint resumes under any
+
+
+def _in_precision(fn: Callable[..., torch.Tensor], precision: str, device: torch.device) -> Callable[..., torch.Tensor]:
+    """``fn`` run under ``torch.autocast`` in ``precision`` (``fn`` itself for float32), its output
+    handed back in float32 so that the losses stay float32 (see ``CounterfactualConfig.precision``)."""
+    if precision == "float32":
+        return fn
+    dtype = getattr(torch, precision)
+
+    def run(*args: torch.Tensor) -> torch.Tensor:
+        with torch.autocast(device.type, dtype=dtype):
+            return fn(*args).float()
+
+    return run
+
+
 def calibrate_score_eps(cfg: CounterfactualConfig, detector: BaseDetector, normal_images: torch.Tensor,
                         device: str | torch.device | None = None) -> CounterfactualConfig:
     """Resolve ``cfg.score_eps="auto"`` from φ's scores of ``normal_images`` (the normal training
@@ -240,7 +257,7 @@ def train_counterfactual(
     sample_paths: list[Path] = []
 
     def resumable(c: CounterfactualConfig) -> dict[str, Any]:  # what a checkpoint must share to be resumed
-        return {k: v for k, v in c.to_dict().items() if k not in ("iterations", "device", "channels_last")}
+        return {k: v for k, v in c.to_dict().items() if k not in EXECUTION_SETTINGS}
 
     current = resumable(cfg)
 
@@ -268,6 +285,8 @@ def train_counterfactual(
         if (out / "samples").is_dir():
             sample_paths = sorted((out / "samples").glob("iter_*.png"))
 
+    run_g, run_d, run_r, phi = (_in_precision(fn, cfg.precision, device)
+                                for fn in (G, D, R, detector.score_logits))
     n, bs, K = len(images), cfg.batch_size, cfg.n_concepts
     w = cfg.weights
     space = dict(space=cfg.score_space, eps=cfg.score_eps)
@@ -293,7 +312,7 @@ def train_counterfactual(
 
     def r(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
         """R on the pair (a, b), each noised when ``concept_noise`` > 0 (no random draw otherwise)."""
-        return R(perturb(a, cfg.concept_noise, 0, gen), perturb(b, cfg.concept_noise, 0, gen))
+        return run_r(perturb(a, cfg.concept_noise, 0, gen), perturb(b, cfg.concept_noise, 0, gen))
 
     log_every = max(1, min(25, cfg.checkpoint_every))
     running: dict[str, float] = {}
@@ -309,8 +328,8 @@ def train_counterfactual(
             alpha = L.sample_alphas(bs, gen, **space, upper=s if below else None).to(device)
             k = torch.randint(K, (bs,), generator=gen).to(device)
             with torch.no_grad():
-                x_t = G(x, alpha, k)
-            d_loss = L.d_hinge(D(x, s), D(x_t, alpha))
+                x_t = run_g(x, alpha, k)
+            d_loss = L.d_hinge(run_d(x, s), run_d(x_t, alpha))
             check("the discriminator loss", d_loss, it + 1)
             opt_d.zero_grad(set_to_none=True)
             d_loss.backward()
@@ -319,12 +338,12 @@ def train_counterfactual(
         x, s = next_batch()
         alpha = L.sample_alphas(bs, gen, **space, upper=s if below else None).to(device)
         k = torch.randint(K, (bs,), generator=gen).to(device)
-        x_t = G(x, alpha, k)
-        x_cyc = G(perturb(x_t, cfg.cycle_noise, 0, gen), s, k)  # x_t itself unless cycle_noise > 0
-        x_rec = G(x, s, k)
-        g_gan = L.g_hinge(D(x_t, alpha))
-        phi_t = detector.score_logits(perturb(x_t, cfg.score_noise, cfg.score_shift, gen))
-        phi_cyc = detector.score_logits(perturb(x_cyc, cfg.score_noise, cfg.score_shift, gen))
+        x_t = run_g(x, alpha, k)
+        x_cyc = run_g(perturb(x_t, cfg.cycle_noise, 0, gen), s, k)  # x_t itself unless cycle_noise > 0
+        x_rec = run_g(x, s, k)
+        g_gan = L.g_hinge(run_d(x_t, alpha))
+        phi_t = phi(perturb(x_t, cfg.score_noise, cfg.score_shift, gen))
+        phi_cyc = phi(perturb(x_cyc, cfg.score_noise, cfg.score_shift, gen))
         score = L.score_loss(phi_t, alpha, **space) + L.score_loss(phi_cyc, s, **space)
         rec = L.l1(x, x_rec) + L.l1(x, x_cyc)
         logits_t = r(x, x_t)
@@ -339,7 +358,7 @@ def train_counterfactual(
         distinct = torch.zeros((), device=device)
         if w.distinct > 0 and K > 1:  # drawn only when on, so the paper's objective keeps its random stream
             k_other = (k + torch.randint(1, K, (bs,), generator=gen).to(device)) % K
-            distinct = L.edit_overlap(x_t - x, G(x, alpha, k_other) - x)
+            distinct = L.edit_overlap(x_t - x, run_g(x, alpha, k_other) - x)
             total = total + w.distinct * distinct
         check("the generator loss", total, it + 1)
         opt_g.zero_grad(set_to_none=True)

@@ -9,7 +9,7 @@ from cfx_lib.counterfactual import (
 )
 from cfx_lib.counterfactual import losses as L
 from cfx_lib.counterfactual.explain import as_batch
-from cfx_lib.counterfactual.trainer import LAST, perturb
+from cfx_lib.counterfactual.trainer import LAST, _in_precision, perturb
 from cfx_lib.detectors import Detector, TrainingDiverged, as_detector
 
 TINY = dict(g_widths=(8, 16), g_res_blocks=1, d_widths=(8, 16, 16), r_widths=(8, 16), cond_dim=16, batch_size=8,
@@ -174,6 +174,33 @@ def test_channels_last_layout_trains_alike_and_resumes_under_either_layout(tmp_p
     assert resumed.resumed_iteration == 2
     with pytest.raises(ValueError, match="channels_last must be True or False"):
         CounterfactualConfig(channels_last=1)
+
+
+def test_bfloat16_precision_runs_the_networks_in_bfloat16_and_the_losses_in_float32(tmp_path, toy_data):
+    det = _toy_detector()
+    cfg = CounterfactualConfig(**TINY, iterations=2, device="cpu", score_space="logit", score_eps=0.0005,
+                               precision="bfloat16")
+    fast = train_counterfactual(cfg, det, toy_data, out_dir=tmp_path, progress=False)
+    assert all(p.dtype == torch.float32 for m in fast.models.modules() for p in m.parameters())
+    plain = train_counterfactual(cfg.replace(precision="float32"), det, toy_data, progress=False)
+    for key in ("d_loss", "score", "rec", "con", "total"):  # the same steps in coarser arithmetic
+        assert math.isfinite(fast.history[-1][key])
+        assert fast.history[-1][key] == pytest.approx(plain.history[-1][key], rel=0.05)
+    assert fast.history[-1]["rec"] != plain.history[-1]["rec"]  # bfloat16 did run
+    # a speed setting like the layout: a checkpoint resumes under the other precision
+    resumed = train_counterfactual(cfg.replace(precision="float32", iterations=4), det, toy_data, out_dir=tmp_path,
+                                   progress=False)
+    assert resumed.resumed_iteration == 2
+    with pytest.raises(ValueError, match="precision must be one of"):
+        CounterfactualConfig(precision="float16")
+
+
+def test_in_precision_hands_float32_outputs_to_the_losses():
+    conv, x, cpu = torch.nn.Conv2d(3, 4, 3), torch.rand(2, 3, 8, 8), torch.device("cpu")
+    assert _in_precision(conv, "float32", cpu) is conv
+    out = _in_precision(conv, "bfloat16", cpu)(x)
+    assert out.dtype == torch.float32  # a score clip such as logit(1 - 0.0005) is inf in bfloat16
+    assert not torch.equal(out, conv(x)) and torch.allclose(out, conv(x), atol=0.05)  # computed in bfloat16
 
 
 def _weights(model: torch.nn.Module) -> list[torch.Tensor]:

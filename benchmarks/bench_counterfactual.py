@@ -4,8 +4,9 @@ python benchmarks/bench_counterfactual.py [--profile quick] [--sizes 28 32] [--i
 
 The detector is an untrained one of the right kind and size (the cost per iteration does not depend
 on its weights); the data are random images. Peak memory is the process's peak RSS on a CPU and
-``torch.cuda.max_memory_allocated`` on a GPU. ``--options`` overrides fields of the profile's generator configuration (speed settings such as
-``precision`` or ``channels_last``). Writes results/benchmarks/counterfactual-<profile>-<device>[-<tag>].json.
+``torch.cuda.max_memory_allocated`` on a GPU. ``--options`` overrides fields of the profile's
+generator configuration, as in ``bench_cf_curve.py`` (speed settings such as ``precision`` or
+``channels_last``). Writes results/benchmarks/counterfactual-<profile>-<device>[-<tag>].json.
 """
 
 import argparse
@@ -36,7 +37,7 @@ device = resolve_device(args.device)
 rows = []
 for size in args.sizes:
     shape = (3, size, size)
-    cfg = profile.counterfactual_config(size, iterations=args.iterations, device=str(device)).replace(**args.options)
+    cfg = profile.counterfactual_config(size, **{"iterations": args.iterations, "device": str(device), **args.options})
     images = torch.rand(max(4 * cfg.batch_size, 256), *shape, generator=torch.Generator().manual_seed(0))
     det = Detector("bce", shape)
     cfg = calibrate_score_eps(cfg, det, images)  # the clip does not change the cost

@@ -16,6 +16,7 @@ from .models import R_INPUTS
 #: ``CounterfactualConfig.alpha_range`` values: the paper's α over the whole range, or only up to the
 #: image's own score.
 ALPHA_RANGES = ("full", "below_score")
+#: ``CounterfactualConfig.precision`` values: of the training forward passes; losses stay float32.
 PRECISIONS = ("float32", "bfloat16")
 #: ``score_eps`` value that takes the clip from the detector's scores of normal training images.
 AUTO = "auto"

@@ -214,6 +214,11 @@ _QUICK_CF = dict(g_widths=(32, 64), g_res_blocks=1, d_widths=(32, 64, 64), r_wid
 # A prior for edits of one factor (weights.edit_rank, session 30; docs/experiments.md, "Session 30"): BCE-OE, one
 # detector, 1 thread, 900 iterations, generator seeds 0-2, λ 5 / 20: oracle-normal 0.738 ± 0.061 / 0.663 ± 0.114
 # against 0.775 ± 0.057, purity 0.628 / 0.612 against 0.584, no digit concept; so it stays off.
+# An erasure guard (weights.faint, session 33; docs/experiments.md, "Session 33"): session 32's BCE-OE detector of
+# whole seed 0, generator seeds 0-2, 900 iterations, against 0.862 ± 0.127 (purity 0.668): edit_rank 5 + faint 10
+# 0.727 ± 0.101 (purity 0.609), edit_rank 5 + faint 100 0.775 ± 0.093 (purity 0.708, lower oracle-normal on every
+# seed), faint 100 alone 0.854 ± 0.066
+# (purity 0.660, faint share 0.034 -> 0.015); no digit concept; so it stays off.
 _CF_28 = {"g_skip": True, "cycle_noise": 0.1}
 _QUICK_CF_28 = {**_QUICK_CF, **_CF_28, "score_shift": 4, "iterations": 900}
 

@@ -58,6 +58,15 @@ class LossWeights:
     colour cost nothing; an edit of both, or an output in mixed shades, does. It is a prior for
     edits of one factor, which nothing in the paper's objective prefers (docs/experiments.md,
     "Session 30"). Whether or not it is weighed, the trainer logs it as ``edit_rank``.
+
+    ``faint`` is **our addition, not in the paper** (0 by default): an erasure guard. It weighs
+    :func:`~cfx_lib.counterfactual.losses.faint_shortfall` of the counterfactuals G(x, α, k), how
+    far their contrast falls below that of the faintest real training images (the
+    :data:`~cfx_lib.metrics.visibility.FAINT_QUANTILE` quantile, the threshold of the faint metric).
+    Erasing an anomaly lowers many detectors' scores and an oracle may read the empty image as
+    normal; ``edit_rank`` does not object either, since an erasure is a rank-1 edit
+    (docs/experiments.md, "Session 33"). Whether or not it is weighed, the trainer logs it as
+    ``faint``.
     """
 
     gan: float = 1.0
@@ -67,6 +76,7 @@ class LossWeights:
     distinct: float = 0.0
     proximity: float = 0.0
     edit_rank: float = 0.0
+    faint: float = 0.0
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):

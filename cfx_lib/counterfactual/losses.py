@@ -12,6 +12,8 @@ With s = φ(x), x_t = G(x, α, k), x_cyc = G(x_t, s, k) and x_rec = G(x, s, k):
   not in the paper; ``LossWeights.distinct``).
 - :func:`edit_rank`: how far an edit is from one spatial pattern in one colour direction (our
   addition, not in the paper; ``LossWeights.edit_rank``).
+- :func:`faint_shortfall`: how far images fall below a floor of contrast, an erasure guard (our
+  addition, not in the paper; ``LossWeights.faint``).
 """
 
 from __future__ import annotations
@@ -164,3 +166,24 @@ def edit_rank(edit: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     top = torch.linalg.eigvalsh(gram)[:, -1]
     rest = (gram.diagonal(dim1=1, dim2=2).sum(-1) - top).clamp(min=0)
     return (rest / e.shape[2] + eps).sqrt().mean().to(edit.dtype)
+
+
+def faint_shortfall(contrast: torch.Tensor, floor: float) -> torch.Tensor:
+    """Mean over images of max(0, floor − contrast) / floor, for the per-image contrasts (N,) of
+    :func:`cfx_lib.metrics.visibility.contrast`: 0 for every image at least as contrasted as the
+    floor, 1 for a uniform (erased) image, linear in between.
+
+    Used on the counterfactuals x_t with the floor :func:`~cfx_lib.metrics.visibility.faint_threshold`
+    of the real training images (``LossWeights.faint``, our addition): an erasure guard. Erasing a
+    digit is a cheap way to lower a detector's score and a rank-1 edit (:func:`edit_rank` does not
+    object to it), and an oracle trained on real digits may read the near-empty result as a normal
+    one (docs/experiments.md, "Session 22"). Real images of the dataset cost nothing, save the
+    faintest 1 in 100 by a little. A floor of 0 (data of uniform images) puts no image below it: 0.
+    """
+    if contrast.ndim != 1:
+        raise ValueError(f"contrast must hold one value per image (N,), got shape {tuple(contrast.shape)}")
+    if not floor >= 0:
+        raise ValueError(f"the contrast floor must be non-negative, got {floor}")
+    if floor == 0:
+        return contrast.new_zeros(())
+    return (floor - contrast).clamp(min=0).mean() / floor

@@ -9,7 +9,9 @@ s = φ(x), α ~ U[0, 1], k ~ U{0..K−1}, x_t = G(x, α, k), x_cyc = G(x_t, s, k
   + λ_con·(CE(R(x, x_t), k) + CE(R(x_t, x_cyc), k) + CE(R(x, x_cyc), 0) + CE(R(x, x_rec), 0))
   [+ λ_distinct·overlap(x_t − x, G(x, α, k′) − x) with k′ ≠ k: our addition, off by default]
   [+ λ_proximity·‖x − x_t‖₁: our addition, off by default]
-  [+ λ_edit_rank·edit_rank(x_t − x): our addition, off by default].
+  [+ λ_edit_rank·edit_rank(x_t − x): our addition, off by default]
+  [+ λ_faint·faint_shortfall(contrast(x_t), floor): our addition, off by default; the floor is the
+  contrast of the faintest 1 in 100 real training images].
 
 With ``score_space="logit"`` α is drawn uniformly in logit instead and the two BCE terms become
 Huber distances between logits (:func:`~cfx_lib.counterfactual.losses.score_loss`).
@@ -42,13 +44,14 @@ from ..detectors.detector import BaseDetector
 from ..detectors.trainer import TrainingDiverged
 from ..device import resolve_device, seed_everything
 from ..io import resumable_state, save_torch, write_text
+from ..metrics.visibility import contrast, faint_threshold
 from . import losses as L
 from .config import AUTO, CounterfactualConfig
 from .explain import generate
 from .models import ConceptClassifier, Discriminator, Generator, build_concept_classifier, build_discriminator, build_generator
 
 LAST = "cf_last.pt"  # full training state, for resume
-LOSS_COLUMNS = ("iteration", "d_loss", "g_gan", "score", "score_excess", "rec", "con", "distinct", "proximity", "edit_rank", "r_acc", "total", "seconds")
+LOSS_COLUMNS = ("iteration", "d_loss", "g_gan", "score", "score_excess", "rec", "con", "distinct", "proximity", "edit_rank", "faint", "r_acc", "total", "seconds")
 
 
 @dataclass
@@ -248,6 +251,10 @@ def train_counterfactual(
     opt_g = torch.optim.Adam([*G.parameters(), *R.parameters()], lr=cfg.lr_g, betas=cfg.betas)
     opt_d = torch.optim.Adam(D.parameters(), lr=cfg.lr_d, betas=cfg.betas)
     fingerprint = _fingerprint(images, detector)
+    floor = faint_threshold(images)  # the erasure guard's floor (weights.faint), logged whether or not weighed
+    if cfg.weights.faint > 0 and floor <= 0:
+        raise ValueError("weights.faint guards against erased counterfactuals by the contrast of the faintest real "
+                         "training images, but 1 in 100 of these images is uniform (contrast 0): turn the term off")
     scores_all = detector.score_images(images, device=device)
     if sample_images is None:
         sample_images = images[scores_all.argsort(descending=True)[: cfg.n_samples]]
@@ -355,6 +362,10 @@ def train_counterfactual(
             edit_rank = L.edit_rank(x_t - x)
         if w.edit_rank > 0:
             total = total + w.edit_rank * edit_rank
+        with torch.set_grad_enabled(w.faint > 0):
+            faint = L.faint_shortfall(contrast(x_t), floor)
+        if w.faint > 0:
+            total = total + w.faint * faint
         distinct = torch.zeros((), device=device)
         if w.distinct > 0 and K > 1:  # drawn only when on, so the paper's objective keeps its random stream
             k_other = (k + torch.randint(1, K, (bs,), generator=gen).to(device)) % K
@@ -373,6 +384,7 @@ def train_counterfactual(
                                     + L.score_loss_excess(phi_cyc, s, **space)).item(),
                    "rec": rec.item(), "con": con.item(), "distinct": distinct.item(),
                    "proximity": proximity.item(), "edit_rank": edit_rank.item(),
+                   "faint": faint.item(),
                    "r_acc": (logits_t.argmax(1) == k).float().mean().item(), "total": total.item()}
         for key, value in row.items():
             running[key] = running.get(key, 0.0) + value

@@ -24,6 +24,8 @@ def cf_loss_curves(history: Sequence[dict], panels: dict[str, str] | None = None
             panels["distinct"] = "edit overlap of two concepts"
         if any("edit_rank" in h for h in history):  # logged since session 30
             panels["edit_rank"] = "edit off rank 1 (two factors)"
+        if any("faint" in h for h in history):  # logged since session 33
+            panels["faint"] = "contrast shortfall (erasure)"
     fig, axes = plt.subplots(1, len(panels), figsize=(2.6 * len(panels), 2.4), squeeze=False)
     its = [h["iteration"] for h in history]
     for ax, (key, title) in zip(axes[0], panels.items()):

@@ -603,10 +603,11 @@ def test_distinct_weight_is_logged_and_off_by_default(tmp_path, toy_data):
     assert all(row["distinct"] == 0 for row in single.history)
 
 
-@pytest.mark.parametrize("term, weight", [("proximity", 7.0), ("edit_rank", 5.0)])
+@pytest.mark.parametrize("term, weight", [("proximity", 7.0), ("edit_rank", 5.0), ("faint", 3.0)])
 def test_optional_term_is_logged_always_and_shrinks_when_weighed(toy_data, term, weight):
-    """proximity (the edit size) and edit_rank (its distance from one factor): off in the paper's
-    objective, logged all the same, added as λ times themselves, and lowered when weighed."""
+    """proximity (the edit size), edit_rank (its distance from one factor) and faint (the erasure
+    guard): off in the paper's objective, logged all the same, added as λ times themselves, and
+    lowered when weighed."""
     det = _toy_detector()
     cfg = CounterfactualConfig(**TINY, iterations=1, device="cpu")
     assert getattr(cfg.weights, term) == 0  # the paper's objective
@@ -620,6 +621,38 @@ def test_optional_term_is_logged_always_and_shrinks_when_weighed(toy_data, term,
     plain = train_counterfactual(longer, det, toy_data, progress=False).history[-1][term]
     weighed = train_counterfactual(longer.replace(weights={term: 100.0}), det, toy_data, progress=False).history[-1][term]
     assert weighed < plain
+
+
+def test_faint_shortfall_is_zero_above_the_floor_and_one_for_an_erased_image():
+    from cfx_lib.metrics.visibility import contrast, faint_threshold
+    digit = torch.zeros(1, 3, 8, 8)
+    digit[:, 1:, 2:6, 3:5] = 1.0  # a cyan bar on black
+    real = torch.cat([digit * v for v in torch.linspace(0.5, 1.0, 50)])
+    floor = faint_threshold(real)
+    assert L.faint_shortfall(contrast(real[10:]), floor).item() == 0  # real images above the floor cost nothing
+    erased = torch.full_like(digit, 0.3)  # uniform: contrast 0, whatever its colour
+    assert L.faint_shortfall(contrast(erased), floor).item() == pytest.approx(1.0)
+    faded = digit * 0.25  # half the contrast of the faintest real image
+    assert L.faint_shortfall(contrast(faded), floor).item() == pytest.approx(0.5, abs=0.02)
+    # the mean over a batch, and a gradient that raises the contrast of what is below the floor
+    both = torch.cat([faded, digit]).requires_grad_(True)
+    shortfall = L.faint_shortfall(contrast(both), floor)
+    assert shortfall.item() == pytest.approx(0.25, abs=0.01)
+    shortfall.backward()
+    assert both.grad[1].abs().sum() == 0 and (both.grad[0] * digit[0]).sum() < 0
+    assert L.faint_shortfall(contrast(erased), 0.0).item() == 0  # a zero floor puts nothing below it
+    with pytest.raises(ValueError, match=r"one value per image"):
+        L.faint_shortfall(contrast(both).view(1, -1), floor)
+
+
+def test_the_erasure_guard_refuses_data_without_contrast(toy_data):
+    flat = torch.full((64, *toy_data.shape[1:]), 0.5)
+    cfg = CounterfactualConfig(**TINY, iterations=1, device="cpu", weights={"faint": 1.0})
+    with pytest.raises(ValueError, match="uniform"):
+        train_counterfactual(cfg, _toy_detector(), flat, progress=False)
+    # off, the same data trains and the guard is logged as 0
+    assert train_counterfactual(cfg.replace(weights={"faint": 0.0}), _toy_detector(), flat,
+                                progress=False).history[0]["faint"] == 0
 
 
 def test_edit_rank_is_zero_for_one_factor_edits_and_positive_for_two():

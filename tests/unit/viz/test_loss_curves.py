@@ -33,3 +33,10 @@ def test_loss_curves_show_the_edit_rank_where_the_history_logged_it():
     titles = [ax.get_title() for ax in cf_loss_curves(rows).axes]
     assert titles == [*LOSS_PANELS.values(), "edit off rank 1 (two factors)"]
     assert len(cf_loss_curves(_history(0.0)).axes) == len(LOSS_PANELS)  # older runs: no such panel
+
+
+def test_loss_curves_show_the_erasure_guard_where_the_history_logged_it():
+    rows = [{**row, "edit_rank": 0.2, "faint": 0.01} for row in _history(0.0)]
+    titles = [ax.get_title() for ax in cf_loss_curves(rows).axes]
+    assert titles == [*LOSS_PANELS.values(), "edit off rank 1 (two factors)", "contrast shortfall (erasure)"]
+    assert "contrast shortfall (erasure)" not in [ax.get_title() for ax in cf_loss_curves(_history(0.0)).axes]

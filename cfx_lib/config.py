@@ -217,8 +217,9 @@ _QUICK_CF = dict(g_widths=(32, 64), g_res_blocks=1, d_widths=(32, 64, 64), r_wid
 # An erasure guard (weights.faint, session 33; docs/experiments.md, "Session 33"): session 32's BCE-OE detector of
 # whole seed 0, generator seeds 0-2, 900 iterations, against 0.862 ± 0.127 (purity 0.668): edit_rank 5 + faint 10
 # 0.727 ± 0.101 (purity 0.609), edit_rank 5 + faint 100 0.775 ± 0.093 (purity 0.708, lower oracle-normal on every
-# seed), faint 100 alone 0.854 ± 0.066
-# (purity 0.660, faint share 0.034 -> 0.015); no digit concept; so it stays off.
+# seed), faint 100 alone 0.854 ± 0.066 (purity 0.660, faint share 0.034 -> 0.015); on whole seed 1's detector
+# faint 100 0.570 ± 0.033 against 0.615 ± 0.172 (purity 0.445 against 0.416), one generator seed of three with a
+# concept that redraws red anomalies as red 1-like strokes; so it stays off.
 _CF_28 = {"g_skip": True, "cycle_noise": 0.1}
 _QUICK_CF_28 = {**_QUICK_CF, **_CF_28, "score_shift": 4, "iterations": 900}
 

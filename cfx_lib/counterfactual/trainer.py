@@ -358,14 +358,14 @@ def train_counterfactual(
                + L.concept_loss(r(x, x_cyc), None) + L.concept_loss(r(x, x_rec), None))
         proximity = L.l1(x, x_t)
         total = w.gan * g_gan + w.score * score + w.rec * rec + w.con * con + w.proximity * proximity
-        with torch.set_grad_enabled(w.edit_rank > 0):  # off: logged only, the paper's gradients stay exact
-            edit_rank = L.edit_rank(x_t - x)
-        if w.edit_rank > 0:
-            total = total + w.edit_rank * edit_rank
-        with torch.set_grad_enabled(w.faint > 0):
-            faint = L.faint_shortfall(contrast(x_t), floor)
-        if w.faint > 0:
-            total = total + w.faint * faint
+        priors = {}  # our optional terms: logged always, weighed only when on
+        for name, term in (("edit_rank", lambda: L.edit_rank(x_t - x)),
+                           ("faint", lambda: L.faint_shortfall(contrast(x_t), floor))):
+            weight = getattr(w, name)
+            with torch.set_grad_enabled(weight > 0):  # off: logged only, the paper's gradients stay exact
+                priors[name] = term()
+            if weight > 0:
+                total = total + weight * priors[name]
         distinct = torch.zeros((), device=device)
         if w.distinct > 0 and K > 1:  # drawn only when on, so the paper's objective keeps its random stream
             k_other = (k + torch.randint(1, K, (bs,), generator=gen).to(device)) % K
@@ -383,8 +383,7 @@ def train_counterfactual(
                    "score_excess": (L.score_loss_excess(phi_t, alpha, **space)
                                     + L.score_loss_excess(phi_cyc, s, **space)).item(),
                    "rec": rec.item(), "con": con.item(), "distinct": distinct.item(),
-                   "proximity": proximity.item(), "edit_rank": edit_rank.item(),
-                   "faint": faint.item(),
+                   "proximity": proximity.item(), **{name: value.item() for name, value in priors.items()},
                    "r_acc": (logits_t.argmax(1) == k).float().mean().item(), "total": total.item()}
         for key, value in row.items():
             running[key] = running.get(key, 0.0) + value

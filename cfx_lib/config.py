@@ -219,7 +219,12 @@ _QUICK_CF = dict(g_widths=(32, 64), g_res_blocks=1, d_widths=(32, 64, 64), r_wid
 # 0.727 ± 0.101 (purity 0.609), edit_rank 5 + faint 100 0.775 ± 0.093 (purity 0.708, lower oracle-normal on every
 # seed), faint 100 alone 0.854 ± 0.066 (purity 0.660, faint share 0.034 -> 0.015); on whole seed 1's detector
 # faint 100 0.570 ± 0.033 against 0.615 ± 0.172 (purity 0.445 against 0.416), one generator seed of three with a
-# concept that redraws red anomalies as red 1-like strokes; so it stays off.
+# concept that redraws red anomalies as red 1-like strokes; so it stays off. Session 34 added whole seed 2's detector
+# (0.809 ± 0.063 against 0.738 ± 0.084, purity 0.514 against 0.441, no digit concept): over the nine pairs,
+# oracle-normal +0.006 ± 0.041 and purity +0.031 ± 0.019 (standard errors), still not adopted.
+# R read through colour jitter (concept_jitter 0.5, session 34; docs/experiments.md, "Session 34"): whole seeds 0 and 2,
+# generator seeds 0-2, 900 iterations: oracle-normal 0.790 ± 0.048 / 0.735 ± 0.197 against 0.862 ± 0.127 /
+# 0.738 ± 0.084, purity 0.544 / 0.339 against 0.668 / 0.441 (lower on all six runs); so it stays off.
 _CF_28 = {"g_skip": True, "cycle_noise": 0.1}
 _QUICK_CF_28 = {**_QUICK_CF, **_CF_28, "score_shift": 4, "iterations": 900}
 

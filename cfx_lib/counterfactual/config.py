@@ -141,6 +141,17 @@ class CounterfactualConfig:
             On ``colored_mnist`` (BCE-OE, std 0.1, five generator seeds) it changed nothing on
             average (oracle-normal 0.593 ± 0.223 against 0.587 ± 0.141; docs/experiments.md,
             "Session 13"), so no profile turns it on.
+        concept_jitter: every image of every pair R reads gets its own random gain per channel,
+            uniform in [1 − j, 1 + j] (:func:`~cfx_lib.data.transforms.channel_gain`); **our option,
+            not the paper's** (0, the default, is the paper's R). R then cannot tell two edits apart
+            by a *shade* (two slightly different cyans), only by a change of hue family or of shape;
+            two concepts that both recolour must then differ in something visible beyond the
+            shade. Why: on ``colored_mnist`` the two concepts of every run so far both recolour,
+            and R separates them by the shade they paint (docs/experiments.md, "Session 23").
+            With j = 0.5 (BCE-OE, two detectors, three generator seeds each) the concepts then
+            differed by marks at the top edge and damaged strokes, not by the digit, and purity fell
+            on all six runs (−0.124 and −0.101 on average; docs/experiments.md, "Session 34"), so
+            no profile turns it on.
         score_space: ``"probability"`` (the default, the paper's): α ~ U[0, 1] and the score loss
             is the BCE between α and φ. ``"logit"``: α is drawn uniformly in logit between
             logit(score_eps) and logit(1 − score_eps), G and D embed logit(α), and the score loss is
@@ -217,6 +228,7 @@ class CounterfactualConfig:
     score_shift: int = 0
     cycle_noise: float = 0.0
     concept_noise: float = 0.0
+    concept_jitter: float = 0.0
     score_space: str = "probability"
     alpha_range: str = "full"
     score_eps: float | str = DEFAULT_SCORE_EPS
@@ -259,6 +271,10 @@ class CounterfactualConfig:
             value = getattr(self, key)
             if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
                 raise ValueError(f"{key} must be a number >= 0, got {value!r}")
+        if (not isinstance(self.concept_jitter, (int, float)) or isinstance(self.concept_jitter, bool)
+                or not 0 <= self.concept_jitter < 1):
+            raise ValueError(f"concept_jitter must be a number in [0, 1) (a gain of 1 ± j per channel), "
+                             f"got {self.concept_jitter!r}")
         if self.r_input not in R_INPUTS:
             raise ValueError(f"r_input must be one of {list(R_INPUTS)}, got {self.r_input!r}")
         if self.precision not in PRECISIONS:

@@ -39,7 +39,7 @@ from typing import Any, Callable
 import torch
 from torch.optim.swa_utils import AveragedModel, get_ema_multi_avg_fn
 
-from ..data.transforms import perturb
+from ..data.transforms import channel_gain, perturb
 from ..detectors.detector import BaseDetector
 from ..detectors.trainer import TrainingDiverged
 from ..device import resolve_device, seed_everything
@@ -318,7 +318,9 @@ def train_counterfactual(
                                    f"{iteration}{where}. Try lower learning rates or loss weights.")
 
     def r(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-        """R on the pair (a, b), each noised when ``concept_noise`` > 0 (no random draw otherwise)."""
+        """R on the pair (a, b), each image given its own channel gains when ``concept_jitter`` > 0
+        and noised when ``concept_noise`` > 0 (no random draw when both are off)."""
+        a, b = (channel_gain(v, cfg.concept_jitter, gen) for v in (a, b))
         return run_r(perturb(a, cfg.concept_noise, 0, gen), perturb(b, cfg.concept_noise, 0, gen))
 
     log_every = max(1, min(25, cfg.checkpoint_every))

@@ -33,3 +33,23 @@ def perturb(x: torch.Tensor, noise: float, shift: int, gen: torch.Generator) -> 
     if noise > 0:
         x = (x + noise * torch.randn(x.shape, generator=gen).to(x.device)).clamp(0, 1)
     return x
+
+
+def channel_gain(x: torch.Tensor, jitter: float, gen: torch.Generator) -> torch.Tensor:
+    """``x`` (N, C, H, W) with every channel of every image multiplied by its own gain drawn
+    uniformly from [1 − ``jitter``, 1 + ``jitter``], clamped to [0, 1]; ``x`` itself when
+    ``jitter`` is 0. A colour's *shade* becomes unreadable (cyan (0, 0.8, 1) and (0, 1, 0.9) fall
+    into each other's range), its *hue family* does not (a channel at 0 stays at 0, so red never
+    reads as cyan). Gains come from ``gen`` (one draw of N·C numbers), so a seeded run repeats.
+    Differentiable in ``x``.
+
+    torchvision's ``ColorJitter`` draws one factor per call from the global RNG and scales
+    brightness, not channels one by one; here every image gets its own gains from the caller's
+    generator.
+    """
+    if not 0 <= jitter < 1:
+        raise ValueError(f"jitter must be in [0, 1) (a gain of 1 ± jitter per channel), got {jitter}")
+    if jitter == 0:
+        return x
+    gains = 1 + jitter * (2 * torch.rand(x.shape[:2], generator=gen) - 1)
+    return (x * gains.to(x.device, x.dtype)[:, :, None, None]).clamp(0, 1)

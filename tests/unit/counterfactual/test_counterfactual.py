@@ -679,9 +679,11 @@ def test_edit_rank_is_zero_for_one_factor_edits_and_positive_for_two():
     ("cycle_noise", ("rec", "score"), ("d_loss",)),
     # R reads noisy pairs, so its loss differs; everything computed before R in the step does not
     ("concept_noise", ("con",), ("d_loss", "g_gan", "score", "rec")),
+    # R reads each image of its pairs through its own channel gains: the same, for colour
+    ("concept_jitter", ("con",), ("d_loss", "g_gan", "score", "rec")),
 ])
-def test_pixel_noise_options_reach_their_term_and_stay_deterministic(toy_data, option, changed, unchanged):
-    for bad in (-0.1, True, "0.1"):
+def test_random_input_options_reach_their_term_and_stay_deterministic(toy_data, option, changed, unchanged):
+    for bad in (-0.1, True, "0.1", *((1.0,) if option == "concept_jitter" else ())):
         with pytest.raises(ValueError, match=option):
             CounterfactualConfig(**{option: bad})
     det = _toy_detector()

@@ -267,14 +267,12 @@ class CounterfactualConfig:
         if not self.score_noise >= 0 or not isinstance(self.score_shift, int) or self.score_shift < 0:
             raise ValueError(f"score_noise must be >= 0 and score_shift a non-negative int, got "
                              f"{self.score_noise!r}, {self.score_shift!r}")
-        for key in ("cycle_noise", "concept_noise"):
+        for key, below in (("cycle_noise", None), ("concept_noise", None), ("concept_jitter", 1)):
             value = getattr(self, key)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0:
-                raise ValueError(f"{key} must be a number >= 0, got {value!r}")
-        if (not isinstance(self.concept_jitter, (int, float)) or isinstance(self.concept_jitter, bool)
-                or not 0 <= self.concept_jitter < 1):
-            raise ValueError(f"concept_jitter must be a number in [0, 1) (a gain of 1 ± j per channel), "
-                             f"got {self.concept_jitter!r}")
+            if (not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0
+                    or (below is not None and not value < below)):
+                raise ValueError(f"{key} must be a number >= 0{'' if below is None else f' and < {below}'}, "
+                                 f"got {value!r}")
         if self.r_input not in R_INPUTS:
             raise ValueError(f"r_input must be one of {list(R_INPUTS)}, got {self.r_input!r}")
         if self.precision not in PRECISIONS:

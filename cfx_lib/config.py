@@ -90,7 +90,7 @@ class Profile:
     detector_epochs: dict[int, int]
     detector_milestones: tuple[float, ...]
     counterfactual: dict[int, dict[str, Any]] = field(default_factory=dict)
-    oracle_epochs: int = 20  # = cfx_lib.metrics.oracle.ORACLE_EPOCHS (tested), kept here so config imports no torch
+    oracle_epochs: int = 40  # = cfx_lib.metrics.oracle.ORACLE_EPOCHS (tested), kept here so config imports no torch
     retrain_max_added: int | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 

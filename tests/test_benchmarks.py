@@ -128,3 +128,34 @@ def test_device_check_runs_its_steps_and_returns_flat_files(tmp_path):
     curve = json.loads((out / "cf-curve-smoke-colored_mnist-default-bce-s0-device.json").read_text())
     assert [r["iterations"] for r in curve["rows"]] == [2, 4]
     assert "torch" in (out / "device_check.log").read_text()
+
+
+@pytest.mark.slow
+def test_oracle_benchmark_reads_real_digits_extra_digits_and_the_letter_control(tmp_path):
+    import numpy as np
+
+    from tests.conftest import write_idx
+
+    raw = tmp_path / "extra" / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    write_idx(raw / "t10k-images-idx3-ubyte", np.random.default_rng(0).integers(0, 256, (30, 28, 28)))
+    write_idx(raw / "t10k-labels-idx1-ubyte", np.arange(30) % 10)
+    run_script("bench_oracle.py", "--profile", "smoke", "--seeds", "0", "1", "--recipe", "1", "--letters", "50",
+               "--mnist-test-root", str(tmp_path / "extra"), "--tag", "t", results_root=tmp_path)
+    result = json.loads((tmp_path / "benchmarks" / "oracle-smoke-colored_mnist-r1-t.json").read_text())
+    assert result["recipe"] == 1 and result["epochs"] == 1 and result["seeds"] == [0, 1]
+    rows = result["rows"]
+    assert {(r["set"], r["factor"]) for r in rows} == {("test split", "digit"), ("test split", "color"),
+                                                      ("MNIST t10k", "digit"), ("MNIST t10k", "color"),
+                                                      ("synthetic letters", "digit")}
+    assert [r["n"] for r in rows if r["set"] == "MNIST t10k"] == [30] * 4  # two factors, two seeds
+    for r in rows:
+        if r["set"] == "synthetic letters":
+            assert 0.0 <= r["read_as_confident_digit"] <= 1.0
+        else:  # confident readings are a subset of the readings, right or wrong
+            assert r["confident_accuracy"] <= r["accuracy"] and r["confident_accuracy"] + r["confident_wrong"] <= 1.0
+    assert (tmp_path / "benchmarks" / "oracle-smoke-colored_mnist-r1-t.csv").read_text().startswith("seed,")
+    proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / "bench_oracle.py"), "--profile", "smoke",
+                           "--mnist-test-root", str(tmp_path / "nowhere")], capture_output=True, text=True,
+                          env=os.environ | {"CFX_OFFLINE": "1", "CFX_RESULTS_ROOT": str(tmp_path)}, cwd=REPO)
+    assert proc.returncode != 0 and "no MNIST test split" in proc.stderr

@@ -5,6 +5,7 @@ from cfx_lib.counterfactual import Explanation
 from cfx_lib.data.base import ADDataset
 from cfx_lib.data.colored_mnist import COLOR_NAMES, PALETTE, ColoredMNISTSetup
 from cfx_lib.data.registry import make_setup
+from cfx_lib.metrics.oracle import ORACLE_RECIPE
 from cfx_lib.metrics import (
     FactorOracle, concept_accuracy, counterfactual_metrics, load_or_train_oracle, normality_auroc,
     oracle_accuracy, oracle_normal_share, route_table, train_oracle,
@@ -121,7 +122,7 @@ def colour_dataset(n: int, seed: int) -> ADDataset:
     return ADDataset("toy", "train", images, color, color != 4, COLOR_NAMES, {"color": color}, {"color": COLOR_NAMES})
 
 
-def test_oracle_learns_a_factor_caches_and_refuses_low_confidence(tmp_path):
+def test_oracle_learns_a_factor_caches_and_refuses_low_confidence(tmp_path, capsys):
     train, test = colour_dataset(300, 0), colour_dataset(100, 1)
     report = train_oracle(train, test, epochs=10, seed=0, device="cpu", progress=False)
     assert report.accuracy["color"] > 0.95
@@ -136,6 +137,13 @@ def test_oracle_learns_a_factor_caches_and_refuses_low_confidence(tmp_path):
     x = test.images[:5]
     assert torch.equal(first.oracle.predict(x)["color"], again.oracle.predict(x)["color"])
     assert (first.oracle.predict(x, min_confidence=1.01)["color"] == -1).all()
+    # a cache trained by an earlier recipe is retrained (and replaced), not loaded
+    ckpt = torch.load(path, weights_only=True)
+    ckpt["meta"]["recipe"] = ORACLE_RECIPE - 1
+    torch.save(ckpt, path)
+    redone = load_or_train_oracle(path, train, test, epochs=3, seed=0, device="cpu", progress=False)
+    assert redone.train_seconds > 0 and torch.load(path, weights_only=True)["meta"]["recipe"] == ORACLE_RECIPE
+    assert "retraining the oracle" in capsys.readouterr().err
     with pytest.raises(ValueError, match="oracle expects images"):
         first.oracle(torch.rand(1, 1, 28, 28))
 
@@ -147,6 +155,18 @@ def test_oracle_needs_factors():
         train_oracle(data, epochs=1, progress=False)
     with pytest.raises(ValueError, match="at least one factor"):
         FactorOracle((3, 28, 28), {})
+
+
+def test_oracle_recipes_are_seeded_and_differ_and_unknown_ones_are_refused():
+    data = colour_dataset(40, 0)
+    weights = {}
+    for recipe in (1, 2, 2):
+        oracle = train_oracle(data, epochs=1, seed=3, device="cpu", progress=False, recipe=recipe).oracle
+        weights.setdefault(recipe, []).append(oracle.heads["color"].weight.detach().clone())
+    assert torch.equal(weights[2][0], weights[2][1])  # seeded
+    assert not torch.equal(weights[1][0], weights[2][0])  # the augmentation and schedule differ
+    with pytest.raises(ValueError, match="recipe must be 1"):
+        train_oracle(data, epochs=1, progress=False, recipe=3)
 
 
 def test_profiles_train_oracles_for_the_oracle_default():

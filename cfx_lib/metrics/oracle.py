@@ -126,8 +126,9 @@ def train_oracle(train, test=None, epochs: int = ORACLE_EPOCHS, batch_size: int 
 
     Augmentation makes the oracle read factors rather than pixel-exact training images, so that it
     also reads generated images: every image is moved by its own random shift of up to
-    :data:`ORACLE_SHIFT` pixels (zeros come in from the border) and gets pixel noise. The learning rate follows a one-cycle schedule (warm-up, then annealing to ~0), so the
-    weights the run ends with are not one noisy step of a constant rate.
+    :data:`ORACLE_SHIFT` pixels (zeros come in from the border) and gets pixel noise. The learning
+    rate follows a one-cycle schedule (warm-up, then annealing to ~0), so the weights the run ends
+    with are not one noisy step of a constant rate.
 
     ``recipe`` 1 is the recipe of sessions ≤ 34 (the whole batch rolled by one shift of up to 2
     pixels, wrapping around; a constant learning rate), kept so that their oracle figures can be rerun

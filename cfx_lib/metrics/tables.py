@@ -62,7 +62,7 @@ def oracle_note(runs: pd.DataFrame) -> str:
     ``oracle_recipe``) read these runs' oracle figures, saying so when runs were read by different
     recipes or did not record theirs (runs written before session 36): such figures are not
     comparable, and rerunning notebook 03 reads the older runs again without retraining them."""
-    recorded = runs["oracle_recipe"].dropna().astype(int) if "oracle_recipe" in runs else pd.Series(dtype=int)
+    recorded = runs.get("oracle_recipe", pd.Series(dtype=float)).dropna().astype(int)
     recipes = sorted(set(recorded))
     unrecorded = len(runs) - len(recorded)
     if not recipes:

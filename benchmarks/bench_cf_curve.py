@@ -17,6 +17,9 @@ holds ``routes``, what each concept does per value of each factor of the anomali
 those the oracle reads as normal and how large the edit is (:func:`cfx_lib.metrics.route_table`), also
 printed as a table. Run again on the same
 ``--out`` (the checkpoint is complete), it only re-measures.
+``--warm-start CKPT`` continues another run's generator (G, D, R and their optimisers, e.g. one trained on
+another detector) under this run's detector from the checkpoint's iteration on: does a solution found
+for one detector survive training under another? (:func:`cfx_lib.counterfactual.warm_start`).
 ``benchmarks/bench_cf_seeds.py`` runs this script over several generator seeds and summarises them.
 ``--detector oracle`` explains a diagnostic detector instead, :class:`cfx_lib.metrics.OracleDetector`:
 φ(x) = P(no factor of x is normal) as read by a second oracle (trained into ``--out`` with the seed
@@ -42,10 +45,11 @@ import matplotlib.pyplot as plt
 import pandas as pd
 
 from cfx_lib.config import get_profile
-from cfx_lib.counterfactual import Explainer, calibrate_score_eps, train_counterfactual
+from cfx_lib.counterfactual import Explainer, calibrate_score_eps, train_counterfactual, warm_start
+from cfx_lib.counterfactual.trainer import LAST
 from cfx_lib.data import load_dataset
 from cfx_lib.data.registry import make_setup
-from cfx_lib.io import write_json
+from cfx_lib.io import load_torch, write_json
 from cfx_lib.metrics import ORACLE_DETECTOR as ORACLE
 from cfx_lib.metrics import (
     OracleDetector, changed_factors, concept_purity, counterfactual_metrics, default_oracle_path, faint_threshold,
@@ -68,11 +72,16 @@ parser.add_argument("--results-root", default=None)
 parser.add_argument("--out", default=None, help="generator checkpoints (default: a temporary folder)")
 parser.add_argument("--oracle-gate", choices=["contrast", "none"], default="contrast",
                     help="--detector oracle only: refuse faint images as normal (the default) or not (session 21)")
+parser.add_argument("--warm-start", default=None,
+                    help="a generator checkpoint (cf_last.pt) of another run, e.g. one trained on another detector, to "
+                         "continue under this one; copied into --out first (cfx_lib.counterfactual.warm_start)")
 parser.add_argument("--detector-checkpoint", default=None,
                     help="explain this detector.pt instead of the run's (e.g. one detector for several generator seeds)")
 args = parser.parse_args()
 if args.iterations != sorted(set(args.iterations)) or args.iterations[0] < 1:
     parser.error("--iterations must be increasing positive counts")
+if args.warm_start and not args.out:
+    parser.error("--warm-start needs --out, the folder its copy is continued in")
 
 if args.results_root:  # the notebooks' results tree, also where obtain_detector looks
     os.environ["CFX_RESULTS_ROOT"] = args.results_root
@@ -110,6 +119,12 @@ faint_below = faint_threshold(test.images)  # less contrast than 99% of real tes
 # the score clip is resolved once: it depends on the detector, not on the iteration count
 base_cfg = calibrate_score_eps(profile.counterfactual_config(size, **{"seed": args.seed, **args.options}), detector,
                                train.normal.images)
+if args.warm_start and not (out / LAST).exists():  # a rerun on the same --out resumes the copy
+    copied = load_torch(args.warm_start)["iteration"]
+    if args.iterations[0] < copied:
+        parser.error(f"--iterations must start at the warm start's iteration {copied} or above")
+    warm_start(args.warm_start, out, base_cfg, detector, train.images)
+    print(f"warm start: {args.warm_start} (iteration {copied}) continues under {detector_source}")
 shown = train.anomalous.examples(base_cfg.n_samples)  # the sample grids cover every colour (or other factor)
 name = f"cf-curve-{profile.name}-{run}" + (f"-{args.tag}" if args.tag else "")
 
@@ -118,7 +133,8 @@ def write_curve(rows: list[dict], cfg) -> None:
     """The JSON and the figure of the rows so far (after every iteration count, atomically: a run cut
     off, e.g. by a time limit, keeps the counts it finished)."""
     gate = {"oracle_gate": args.oracle_gate} if args.detector == ORACLE else {}
-    write_json({"profile": profile.name, "run": run, "options": args.options, **gate, "config": cfg.to_dict(),
+    warm = {"warm_start": args.warm_start} if args.warm_start else {}
+    write_json({"profile": profile.name, "run": run, "options": args.options, **gate, **warm, "config": cfg.to_dict(),
                 "environment": environment(), "rows": rows},
                root / "benchmarks" / f"{name}.json")
     fig, ax = plt.subplots(figsize=(5.5, 3.5))

@@ -41,6 +41,40 @@ def test_cf_curve_resumes_through_its_iteration_counts(tmp_path):
 
 
 @pytest.mark.slow
+def test_a_generator_warm_started_on_another_detector_and_read_by_both(tmp_path):
+    """bench_cf_curve.py --warm-start continues a BCE-OE generator under HSC-OE from its iteration on;
+    bench_route_reading.py reads both generators' counterfactuals, and an exact recolouring, by both
+    detectors, per route to normality."""
+    run_script("bench_cf_curve.py", "--profile", "smoke", "--iterations", "2", "--out", str(tmp_path / "bce"),
+               results_root=tmp_path)
+    run_script("bench_cf_curve.py", "--profile", "smoke", "--detector", "hsc", "--iterations", "2", "4",
+               "--warm-start", str(tmp_path / "bce" / "cf_last.pt"), "--out", str(tmp_path / "hsc"), "--tag", "warm",
+               results_root=tmp_path)
+    curve = json.loads((tmp_path / "benchmarks" / "cf-curve-smoke-colored_mnist-default-hsc-s0-warm.json").read_text())
+    assert curve["warm_start"] == str(tmp_path / "bce" / "cf_last.pt") and [r["iterations"] for r in curve["rows"]] == [2, 4]
+    state = torch.load(tmp_path / "hsc" / "cf_last.pt", weights_only=True)
+    assert state["iteration"] == 4 and state["warm_start"]["iteration"] == 2
+    assert state["history"][0]["iteration"] <= 2  # the BCE-OE run's losses come along
+    checkpoints = [str(tmp_path / "bce" / "cf_last.pt"), str(tmp_path / "hsc" / "cf_last.pt")]
+    run_script("bench_route_reading.py", "--profile", "smoke", "--checkpoints", *checkpoints, "--blend", "0.5",
+               results_root=tmp_path)
+    result = json.loads((tmp_path / "benchmarks" / "route-reading-smoke-colored_mnist-s0.json").read_text())
+    rows = result["rows"]
+    assert {r["source"] for r in rows} == {"recoloured to cyan", "bce@2", "hsc@4"}
+    assert {r["concept"] for r in rows if r["source"] == "hsc@4"} <= {1, 2} and result["shift"] >= 0
+    assert {r["detector"] for r in rows} == {"hsc", "bce"} and {r["route"] for r in rows} <= {"digit", "color", "other"}
+    for row in rows:
+        assert row["n"] > 0 and all(0 <= row[k] <= 1 for k in ("refused", "refused_read", "refused_at_0.5"))
+    # every counterfactual is counted once per source and detector (the smoke oracle, trained for an epoch,
+    # reads few routes; tests/unit/metrics/test_reading.py checks the labels)
+    counted = {key: sum(r["n"] for r in rows if (r["source"], r["concept"], r["detector"]) == key)
+               for key in {(r["source"], r["concept"], r["detector"]) for r in rows}}
+    assert len(counted) == 2 * (1 + 2 + 2) and len(set(counted.values())) == 1  # 5 sources × 2 detectors
+    assert (tmp_path / "benchmarks" / "route-reading-smoke-colored_mnist-s0.png").is_file()
+    assert (tmp_path / "benchmarks" / "route-reading-smoke-colored_mnist-s0.csv").is_file()
+
+
+@pytest.mark.slow
 def test_cf_curve_explains_the_oracle_detector(tmp_path):
     """``--detector oracle``: a detector read by a second oracle, trained into --out with seed + 1,
     while the cached oracle of the results tree judges."""

@@ -8,12 +8,13 @@ from .explain import (
 )
 from .models import ConceptClassifier, Discriminator, Generator
 from .trainer import (
-    CounterfactualModels, CounterfactualTrainResult, calibrate_score_eps, counterfactual_grid, train_counterfactual,
+    CounterfactualModels, CounterfactualTrainResult, calibrate_score_eps, counterfactual_grid, load_training_checkpoint,
+    train_counterfactual, warm_start,
 )
 
 __all__ = [
     "CounterfactualConfig", "LossWeights", "DEFAULT_THRESHOLD", "Explainer", "Explanation", "Traversal", "as_batch",
     "explain", "generate", "load_explainer", "traverse", "ConceptClassifier", "Discriminator", "Generator",
     "CounterfactualModels", "CounterfactualTrainResult", "calibrate_score_eps", "counterfactual_grid",
-    "train_counterfactual",
+    "load_training_checkpoint", "train_counterfactual", "warm_start",
 ]

@@ -23,7 +23,9 @@ the last weights.
 The detector φ is frozen. Checkpoints (``cf_last.pt``) are written atomically every
 ``checkpoint_every`` iterations and training resumes from them; the loss history goes to
 ``losses.csv``, sample grids (anomaly | its K counterfactuals at α = 0) to ``samples/``. Notebook 03
-bundles the detector and the trained generator into ``explainer.pt`` for :func:`load_explainer`.
+bundles the detector and the trained generator into ``explainer.pt`` for :func:`load_explainer`;
+:func:`load_training_checkpoint` reads G, D and R back from ``cf_last.pt``, and :func:`warm_start`
+copies one so that training continues under another detector (a diagnostic).
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ from ..data.transforms import channel_gain, perturb
 from ..detectors.detector import BaseDetector
 from ..detectors.trainer import TrainingDiverged
 from ..device import resolve_device, seed_everything
-from ..io import resumable_state, save_torch, write_text
+from ..io import load_torch, resumable_state, save_torch, write_text
 from ..metrics.visibility import contrast, faint_threshold
 from . import losses as L
 from .config import AUTO, CounterfactualConfig
@@ -141,9 +143,10 @@ def _write_history(history: list[dict[str, float]], path: Path) -> None:
 
 def _state(models: CounterfactualModels, opt_g, opt_d, cfg: CounterfactualConfig, iteration: int, history: list,
            gen: torch.Generator, elapsed: float, fingerprint: dict, perm: torch.Tensor, cursor: int,
-           ema: AveragedModel | None) -> dict[str, Any]:
+           ema: AveragedModel | None, warm_started: dict[str, Any] | None = None) -> dict[str, Any]:
     return {
         **({"generator_ema": ema.state_dict()} if ema is not None else {}),
+        **({"warm_start": warm_started} if warm_started is not None else {}),
         "perm": perm,
         "cursor": cursor,
         "format": "cfx-cf-training/1",
@@ -164,6 +167,79 @@ def _state(models: CounterfactualModels, opt_g, opt_d, cfg: CounterfactualConfig
 
 
 EXECUTION_SETTINGS = ("iterations", "device", "channels_last", "precision")  # a checkpoint resumes under any
+DETECTOR_SETTINGS = ("score_eps",)  # resolved from the detector (calibrate_score_eps): a warm start may change them
+
+
+def _resumable(cfg: CounterfactualConfig, ignore: tuple[str, ...] = ()) -> dict[str, Any]:
+    """What a checkpoint must share with ``cfg`` to be resumed (all but the execution settings and ``ignore``)."""
+    return {k: v for k, v in cfg.to_dict().items() if k not in EXECUTION_SETTINGS + ignore}
+
+
+def load_training_checkpoint(path: str | Path) -> tuple[CounterfactualModels, CounterfactualConfig, dict[str, Any]]:
+    """G, D and R (and G's moving average, when trained with one) of a training checkpoint
+    (``cf_last.pt`` of :func:`train_counterfactual`), in eval mode on the CPU, with the configuration it
+    was trained under and the raw state (``iteration``, ``history``, ``fingerprint``, ...). For
+    diagnostics that read a generator during or after training; notebook 03's ``explainer.pt``
+    (:func:`~cfx_lib.counterfactual.load_explainer`) is the bundle to explain with."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"no counterfactual training checkpoint at {path} (train_counterfactual writes "
+                                f"{LAST} into its out_dir)")
+    state = load_torch(path)
+    if not isinstance(state, dict) or state.get("format") != "cfx-cf-training/1":
+        raise ValueError(f"{path} is not a counterfactual training checkpoint (format cfx-cf-training/1)")
+    cfg = CounterfactualConfig.from_dict(state["config"])
+    models = CounterfactualModels.build(cfg, tuple(state["image_shape"]))
+    models.generator.load_state_dict(state["generator"])
+    models.discriminator.load_state_dict(state["discriminator"])
+    models.concept_classifier.load_state_dict(state["concept_classifier"])
+    if "generator_ema" in state:  # AveragedModel's state: the averaged module's under "module.", and n_averaged
+        models.generator_ema = build_generator(cfg, tuple(state["image_shape"]))
+        models.generator_ema.load_state_dict({k.removeprefix("module."): v for k, v in state["generator_ema"].items()
+                                              if k.startswith("module.")})
+    for m in models.modules():
+        m.eval()
+    return models, cfg, state
+
+
+def warm_start(source: str | Path, out_dir: str | Path, cfg: CounterfactualConfig, detector: BaseDetector,
+               images: torch.Tensor) -> int:
+    """Prepare ``out_dir`` so that :func:`train_counterfactual` (``cfg``, ``detector``, ``images``,
+    ``out_dir``) continues the training of another run's checkpoint ``source`` under ``detector``: G,
+    D, R, their optimisers, random state and iteration count are copied into ``out_dir/cf_last.pt``,
+    bound to the new detector and data (a diagnostic: does a solution G found for one detector
+    survive training under another?). ``cfg`` must be the configuration ``source`` was trained under
+    apart from the detector-bound settings (:data:`DETECTOR_SETTINGS`: the resolved ``score_eps``,
+    see :func:`calibrate_score_eps`) and the execution settings; ask ``train_counterfactual`` for
+    more iterations than the checkpoint's. The copy records where it came from under ``warm_start``
+    (kept by later checkpoints). Returns the checkpoint's iteration.
+
+    Raises:
+        FileExistsError: ``out_dir`` already holds a checkpoint.
+        ValueError: the configurations or image shapes differ, or ``cfg.score_eps`` is unresolved.
+    """
+    cfg.check_resolved()
+    out = Path(out_dir)
+    if (out / LAST).exists():
+        raise FileExistsError(f"{out / LAST} exists: warm-start into an empty folder (or resume that run instead)")
+    state = load_torch(source)
+    saved = CounterfactualConfig.from_dict(state["config"])
+    differ = sorted(k for k, v in _resumable(saved, DETECTOR_SETTINGS).items()
+                    if _resumable(cfg, DETECTOR_SETTINGS)[k] != v)
+    if differ:
+        raise ValueError(f"{source} was trained under another configuration ({', '.join(differ)} differ); a warm "
+                         f"start may change only {', '.join(DETECTOR_SETTINGS)} and the execution settings")
+    if tuple(state["image_shape"]) != tuple(detector.image_shape):
+        raise ValueError(f"{source} was trained on images {tuple(state['image_shape'])}, the detector reads "
+                         f"{tuple(detector.image_shape)}")
+    previous = {"source": str(source), "iteration": int(state["iteration"]), "fingerprint": state["fingerprint"],
+                "score_eps": saved.score_eps}
+    state["warm_start"] = previous if "warm_start" not in state else {**previous, "before": state["warm_start"]}
+    state["config"] = cfg.replace(iterations=int(state["iteration"])).to_dict()
+    state["fingerprint"] = _fingerprint(images, detector.eval())
+    out.mkdir(parents=True, exist_ok=True)
+    save_torch(state, out / LAST)
+    return int(state["iteration"])
 
 
 def _in_precision(fn: Callable[..., torch.Tensor], precision: str, device: torch.device) -> Callable[..., torch.Tensor]:
@@ -262,15 +338,13 @@ def train_counterfactual(
     start, elapsed = 0, 0.0
     out = Path(out_dir) if out_dir is not None else None
     sample_paths: list[Path] = []
+    warm_started: dict[str, Any] | None = None  # where a checkpoint of another detector came from (warm_start)
 
-    def resumable(c: CounterfactualConfig) -> dict[str, Any]:  # what a checkpoint must share to be resumed
-        return {k: v for k, v in c.to_dict().items() if k not in EXECUTION_SETTINGS}
-
-    current = resumable(cfg)
+    current = _resumable(cfg)
 
     def mismatch(state: dict[str, Any]) -> str | None:
         try:  # through from_dict, so that options added since the checkpoint read as their defaults
-            saved = resumable(CounterfactualConfig.from_dict(state["config"]))
+            saved = _resumable(CounterfactualConfig.from_dict(state["config"]))
         except ValueError:  # fields this version does not know
             saved = None
         if saved == current and state["fingerprint"] == fingerprint and state["iteration"] <= cfg.iterations:
@@ -289,6 +363,7 @@ def train_counterfactual(
         torch.set_rng_state(state["torch_rng"])
         gen.set_state(state["generator_rng"])
         history, start, elapsed = list(state["history"]), int(state["iteration"]), float(state["elapsed"])
+        warm_started = state.get("warm_start")
         if (out / "samples").is_dir():
             sample_paths = sorted((out / "samples").glob("iter_*.png"))
 
@@ -402,8 +477,8 @@ def train_counterfactual(
         if out is not None and (iteration % cfg.sample_every == 0 or iteration == cfg.iterations):
             sample_paths.append(_save_samples(models, sample_images, out / "samples" / f"iter_{iteration:06d}.png", iteration))
         if out is not None and (iteration % cfg.checkpoint_every == 0 or iteration == cfg.iterations):
-            save_torch(_state(models, opt_g, opt_d, cfg, iteration, history, gen, elapsed, fingerprint, perm, cursor, ema),
-                       out / LAST)
+            save_torch(_state(models, opt_g, opt_d, cfg, iteration, history, gen, elapsed, fingerprint, perm, cursor, ema,
+                              warm_started), out / LAST)
             _write_history(history, out / "losses.csv")
         t_last = time.perf_counter()  # do not count checkpoints and sample grids as training time
 

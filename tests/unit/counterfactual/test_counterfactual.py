@@ -5,7 +5,7 @@ import torch
 
 from cfx_lib.counterfactual import (
     ConceptClassifier, CounterfactualConfig, Discriminator, Explainer, Generator, calibrate_score_eps, explain,
-    load_explainer, train_counterfactual, traverse,
+    load_explainer, load_training_checkpoint, train_counterfactual, traverse, warm_start,
 )
 from cfx_lib.counterfactual import losses as L
 from cfx_lib.counterfactual.explain import as_batch
@@ -145,6 +145,75 @@ def test_training_writes_outputs_and_resumes_identically(tmp_path, toy_data):
     torch.save(state, tmp_path / "part" / LAST)
     with pytest.raises(ValueError, match="another configuration"):
         train_counterfactual(cfg.replace(weights={"rec": 1.0}), det, toy_data, out_dir=tmp_path / "part", progress=False)
+
+
+def _blue_detector():
+    """φ = mean brightness of the blue channel: another detector of the same images."""
+    return as_detector(lambda x: x[:, 2].mean(dim=(1, 2)).clamp(0, 1), (3, 28, 28))
+
+
+def test_warm_start_continues_another_detectors_run_and_records_where_it_came_from(tmp_path, toy_data):
+    cfg = CounterfactualConfig(**TINY, iterations=2, device="cpu", score_eps=0.01)
+    first = train_counterfactual(cfg, _toy_detector(), toy_data, out_dir=tmp_path / "red", progress=False)
+    # the same run resumed under another detector and its own clip: it starts from the red run's weights
+    blue = _blue_detector()
+    other = cfg.replace(score_eps=0.02)
+    assert warm_start(tmp_path / "red" / LAST, tmp_path / "blue", other, blue, toy_data) == 2
+    untrained = train_counterfactual(other, blue, toy_data, out_dir=tmp_path / "blue", progress=False)
+    assert untrained.resumed_iteration == 2  # nothing more asked for: the copied weights themselves
+    assert all(torch.equal(a, b) for a, b in zip(_weights(untrained.generator), _weights(first.generator)))
+    more = train_counterfactual(other.replace(iterations=4), blue, toy_data, out_dir=tmp_path / "blue", progress=False)
+    assert more.resumed_iteration == 2 and len(more.history) > len(first.history)
+    state = torch.load(tmp_path / "blue" / LAST, weights_only=True)
+    assert state["iteration"] == 4 and state["config"]["score_eps"] == 0.02
+    assert state["warm_start"]["source"] == str(tmp_path / "red" / LAST) and state["warm_start"]["iteration"] == 2
+    assert state["warm_start"]["score_eps"] == 0.01  # kept by the checkpoints written after the copy
+    # the continued run trained under the blue detector, not the red one: a red-run resume differs
+    red_more = train_counterfactual(cfg.replace(iterations=4), _toy_detector(), toy_data, out_dir=tmp_path / "red",
+                                    progress=False)
+    assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(_weights(red_more.generator), _weights(more.generator)))
+    # the copy is bound to the data it was warm-started with (and to the detector's weights, which these
+    # toy detectors do not have)
+    with pytest.raises(ValueError, match="another configuration, dataset or detector"):
+        train_counterfactual(other.replace(iterations=6), blue, toy_data * 0.5, out_dir=tmp_path / "blue",
+                             progress=False)
+    # refusals: an occupied folder, another architecture or loss setting, an unresolved clip, other images
+    with pytest.raises(FileExistsError, match="empty folder"):
+        warm_start(tmp_path / "red" / LAST, tmp_path / "blue", other, blue, toy_data)
+    with pytest.raises(ValueError, match="weights differ"):
+        warm_start(tmp_path / "red" / LAST, tmp_path / "w", other.replace(weights={"rec": 1.0}), blue, toy_data)
+    with pytest.raises(ValueError, match="calibrate_score_eps"):
+        warm_start(tmp_path / "red" / LAST, tmp_path / "w", other.replace(score_eps="auto"), blue, toy_data)
+    gray = as_detector(lambda x: x.mean(dim=(1, 2, 3)), (1, 28, 28))
+    with pytest.raises(ValueError, match=r"images \(3, 28, 28\)"):
+        warm_start(tmp_path / "red" / LAST, tmp_path / "w", other, gray, toy_data[:, :1])
+    with pytest.raises(FileNotFoundError):
+        warm_start(tmp_path / "nowhere.pt", tmp_path / "w", other, blue, toy_data)
+    assert not (tmp_path / "w").exists()
+
+
+def test_load_training_checkpoint_gives_the_trained_models_and_refuses_other_files(tmp_path, toy_data):
+    cfg = CounterfactualConfig(**TINY, iterations=2, device="cpu", score_eps=0.01)
+    result = train_counterfactual(cfg, _toy_detector(), toy_data, out_dir=tmp_path, progress=False)
+    models, loaded_cfg, state = load_training_checkpoint(tmp_path / LAST)
+    assert loaded_cfg == cfg and state["iteration"] == 2 and models.generator_ema is None
+    for mine, theirs in ((models.generator, result.models.generator), (models.concept_classifier,
+                                                                         result.models.concept_classifier)):
+        assert not mine.training and all(torch.equal(a, b) for a, b in zip(_weights(mine), _weights(theirs)))
+    with pytest.raises(FileNotFoundError, match="train_counterfactual writes cf_last.pt"):
+        load_training_checkpoint(tmp_path / "missing.pt")
+    torch.save({"state_dict": {}}, tmp_path / "other.pt")
+    with pytest.raises(ValueError, match="not a counterfactual training checkpoint"):
+        load_training_checkpoint(tmp_path / "other.pt")
+
+
+@pytest.mark.filterwarnings("ignore:g_ema=.*partly untrained")
+def test_load_training_checkpoint_gives_the_moving_average_of_g(tmp_path, toy_data):
+    cfg = CounterfactualConfig(**TINY, iterations=2, device="cpu", score_eps=0.01, g_ema=0.5)
+    result = train_counterfactual(cfg, _toy_detector(), toy_data, out_dir=tmp_path, progress=False)
+    models, _, _ = load_training_checkpoint(tmp_path / LAST)
+    assert models.explaining_generator is models.generator_ema
+    assert all(torch.equal(a, b) for a, b in zip(_weights(models.generator_ema), _weights(result.generator)))
 
 
 def test_training_is_deterministic(toy_data):

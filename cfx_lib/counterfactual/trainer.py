@@ -175,12 +175,8 @@ def _resumable(cfg: CounterfactualConfig, ignore: tuple[str, ...] = ()) -> dict[
     return {k: v for k, v in cfg.to_dict().items() if k not in EXECUTION_SETTINGS + ignore}
 
 
-def load_training_checkpoint(path: str | Path) -> tuple[CounterfactualModels, CounterfactualConfig, dict[str, Any]]:
-    """G, D and R (and G's moving average, when trained with one) of a training checkpoint
-    (``cf_last.pt`` of :func:`train_counterfactual`), in eval mode on the CPU, with the configuration it
-    was trained under and the raw state (``iteration``, ``history``, ``fingerprint``, ...). For
-    diagnostics that read a generator during or after training; notebook 03's ``explainer.pt``
-    (:func:`~cfx_lib.counterfactual.load_explainer`) is the bundle to explain with."""
+def _read_training_state(path: str | Path) -> dict[str, Any]:
+    """The raw state of a ``cf_last.pt``, with clear errors for a missing file or another kind of file."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"no counterfactual training checkpoint at {path} (train_counterfactual writes "
@@ -188,6 +184,16 @@ def load_training_checkpoint(path: str | Path) -> tuple[CounterfactualModels, Co
     state = load_torch(path)
     if not isinstance(state, dict) or state.get("format") != "cfx-cf-training/1":
         raise ValueError(f"{path} is not a counterfactual training checkpoint (format cfx-cf-training/1)")
+    return state
+
+
+def load_training_checkpoint(path: str | Path) -> tuple[CounterfactualModels, CounterfactualConfig, dict[str, Any]]:
+    """G, D and R (and G's moving average, when trained with one) of a training checkpoint
+    (``cf_last.pt`` of :func:`train_counterfactual`), in eval mode on the CPU, with the configuration it
+    was trained under and the raw state (``iteration``, ``history``, ``fingerprint``, ...). For
+    diagnostics that read a generator during or after training; notebook 03's ``explainer.pt``
+    (:func:`~cfx_lib.counterfactual.load_explainer`) is the bundle to explain with."""
+    state = _read_training_state(path)
     cfg = CounterfactualConfig.from_dict(state["config"])
     models = CounterfactualModels.build(cfg, tuple(state["image_shape"]))
     models.generator.load_state_dict(state["generator"])
@@ -216,13 +222,15 @@ def warm_start(source: str | Path, out_dir: str | Path, cfg: CounterfactualConfi
 
     Raises:
         FileExistsError: ``out_dir`` already holds a checkpoint.
-        ValueError: the configurations or image shapes differ, or ``cfg.score_eps`` is unresolved.
+        FileNotFoundError: there is no ``source``.
+        ValueError: ``source`` is not a training checkpoint, the configurations or image shapes
+            differ, or ``cfg.score_eps`` is unresolved.
     """
     cfg.check_resolved()
     out = Path(out_dir)
     if (out / LAST).exists():
         raise FileExistsError(f"{out / LAST} exists: warm-start into an empty folder (or resume that run instead)")
-    state = load_torch(source)
+    state = _read_training_state(source)
     saved = CounterfactualConfig.from_dict(state["config"])
     differ = sorted(k for k, v in _resumable(saved, DETECTOR_SETTINGS).items()
                     if _resumable(cfg, DETECTOR_SETTINGS)[k] != v)

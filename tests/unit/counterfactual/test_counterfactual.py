@@ -187,8 +187,11 @@ def test_warm_start_continues_another_detectors_run_and_records_where_it_came_fr
     gray = as_detector(lambda x: x.mean(dim=(1, 2, 3)), (1, 28, 28))
     with pytest.raises(ValueError, match=r"images \(3, 28, 28\)"):
         warm_start(tmp_path / "red" / LAST, tmp_path / "w", other, gray, toy_data[:, :1])
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(FileNotFoundError, match="no counterfactual training checkpoint"):
         warm_start(tmp_path / "nowhere.pt", tmp_path / "w", other, blue, toy_data)
+    torch.save({"state_dict": {}}, tmp_path / "detector.pt")  # e.g. a detector's checkpoint given by mistake
+    with pytest.raises(ValueError, match="not a counterfactual training checkpoint"):
+        warm_start(tmp_path / "detector.pt", tmp_path / "w", other, blue, toy_data)
     assert not (tmp_path / "w").exists()
 
 

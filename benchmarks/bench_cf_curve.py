@@ -49,7 +49,7 @@ from cfx_lib.counterfactual import Explainer, calibrate_score_eps, train_counter
 from cfx_lib.counterfactual.trainer import LAST
 from cfx_lib.data import load_dataset
 from cfx_lib.data.registry import make_setup
-from cfx_lib.io import load_torch, write_json
+from cfx_lib.io import write_json
 from cfx_lib.metrics import ORACLE_DETECTOR as ORACLE
 from cfx_lib.metrics import (
     OracleDetector, changed_factors, concept_purity, counterfactual_metrics, default_oracle_path, faint_threshold,
@@ -120,10 +120,11 @@ faint_below = faint_threshold(test.images)  # less contrast than 99% of real tes
 base_cfg = calibrate_score_eps(profile.counterfactual_config(size, **{"seed": args.seed, **args.options}), detector,
                                train.normal.images)
 if args.warm_start and not (out / LAST).exists():  # a rerun on the same --out resumes the copy
-    copied = load_torch(args.warm_start)["iteration"]
-    if args.iterations[0] < copied:
-        parser.error(f"--iterations must start at the warm start's iteration {copied} or above")
-    warm_start(args.warm_start, out, base_cfg, detector, train.images)
+    try:  # refused before anything is copied, e.g. --iterations starting below the checkpoint's
+        copied = warm_start(args.warm_start, out, base_cfg.replace(iterations=args.iterations[0]), detector,
+                            train.images)
+    except (ValueError, FileNotFoundError) as error:
+        parser.error(f"--warm-start: {error}")
     print(f"warm start: {args.warm_start} (iteration {copied}) continues under {detector_source}")
 shown = train.anomalous.examples(base_cfg.n_samples)  # the sample grids cover every colour (or other factor)
 name = f"cf-curve-{profile.name}-{run}" + (f"-{args.tag}" if args.tag else "")

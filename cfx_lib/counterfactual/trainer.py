@@ -216,15 +216,15 @@ def warm_start(source: str | Path, out_dir: str | Path, cfg: CounterfactualConfi
     bound to the new detector and data (a diagnostic: does a solution G found for one detector
     survive training under another?). ``cfg`` must be the configuration ``source`` was trained under
     apart from the detector-bound settings (:data:`DETECTOR_SETTINGS`: the resolved ``score_eps``,
-    see :func:`calibrate_score_eps`) and the execution settings; ask ``train_counterfactual`` for
-    more iterations than the checkpoint's. The copy records where it came from under ``warm_start``
+    see :func:`calibrate_score_eps`) and the execution settings, and ``cfg.iterations`` (what
+    ``train_counterfactual`` will be asked for) must be at least the checkpoint's. The copy records where it came from under ``warm_start``
     (kept by later checkpoints). Returns the checkpoint's iteration.
 
     Raises:
         FileExistsError: ``out_dir`` already holds a checkpoint.
         FileNotFoundError: there is no ``source``.
         ValueError: ``source`` is not a training checkpoint, the configurations or image shapes
-            differ, or ``cfg.score_eps`` is unresolved.
+            differ, ``cfg.iterations`` is below the checkpoint's, or ``cfg.score_eps`` is unresolved.
     """
     cfg.check_resolved()
     out = Path(out_dir)
@@ -240,11 +240,14 @@ def warm_start(source: str | Path, out_dir: str | Path, cfg: CounterfactualConfi
     if tuple(state["image_shape"]) != tuple(detector.image_shape):
         raise ValueError(f"{source} was trained on images {tuple(state['image_shape'])}, the detector reads "
                          f"{tuple(detector.image_shape)}")
+    if cfg.iterations < state["iteration"]:
+        raise ValueError(f"{source} has trained {state['iteration']} iterations: ask for at least as many "
+                         f"(iterations={cfg.iterations})")
     previous = {"source": str(source), "iteration": int(state["iteration"]), "fingerprint": state["fingerprint"],
                 "score_eps": saved.score_eps}
     state["warm_start"] = previous if "warm_start" not in state else {**previous, "before": state["warm_start"]}
     state["config"] = cfg.replace(iterations=int(state["iteration"])).to_dict()
-    state["fingerprint"] = _fingerprint(images, detector.eval())
+    state["fingerprint"] = _fingerprint(images, detector)
     out.mkdir(parents=True, exist_ok=True)
     save_torch(state, out / LAST)
     return int(state["iteration"])

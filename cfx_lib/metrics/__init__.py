@@ -25,6 +25,7 @@ __all__ = [
     "FactorOracle", "OracleReport", "default_oracle_path", "load_or_train_oracle", "oracle_accuracy", "train_oracle",
     "ORACLE_DETECTOR", "OracleDetector", "normal_values_of",
     "PatchProbe", "describe_reading", "paste_patch", "patch_probe", "recolor", "recolor_probe", "shift_probe",
-    "single_factor_routes", "route_reading", "OracleFeatures", "fid", "fidn", "RetrainResult", "retrain_auroc", "PairedGain", "paired_gain", "seed_summary",
+    "single_factor_routes", "route_reading",
+    "OracleFeatures", "fid", "fidn", "RetrainResult", "retrain_auroc", "PairedGain", "paired_gain", "seed_summary",
     "FAINT_QUANTILE", "contrast", "faint_mask", "faint_threshold",
 ]

@@ -11,8 +11,10 @@ by the route it took as the run's oracle reads it (:func:`cfx_lib.metrics.single
 "other" for none or both), and every detector named scores the counterfactuals of each route
 (:func:`cfx_lib.metrics.route_reading`): as they are, as the counterfactual score loss reads them
 (the profile's ``score_shift`` and ``score_noise``), and along the straight line from the anomaly
-(blend weights ``--blend``). The sources are an exact recolouring of every test anomaly to the normal
-colour (a reference: the colour route drawn perfectly) and concept k at ``--alpha`` of each generator
+(blend weights ``--blend``). The sources are two references, every test anomaly recoloured exactly to
+the normal colour (the colour route drawn perfectly, :func:`cfx_lib.metrics.recolor`) and replaced by
+a real test image of the normal digit drawn in the anomaly's own colour (the digit route drawn
+perfectly, :func:`cfx_lib.metrics.redraw`; one seeded draw of those images), and concept k at ``--alpha`` of each generator
 checkpoint (``cf_last.pt`` of notebook 03 or ``bench_cf_curve.py --out``), whichever detector it was
 trained on. So a route that one detector's generator takes and another's never does can be read by
 both: refused where it ends, or accepted there but not on the way.
@@ -30,6 +32,7 @@ from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
+import torch
 
 from cfx_lib.config import get_profile
 from cfx_lib.counterfactual import generate, load_training_checkpoint
@@ -38,7 +41,8 @@ from cfx_lib.data.colored_mnist import PALETTE
 from cfx_lib.data.registry import make_setup
 from cfx_lib.io import write_json, write_text
 from cfx_lib.metrics import (
-    default_oracle_path, load_or_train_oracle, normal_values_of, recolor, route_reading, single_factor_routes,
+    default_oracle_path, load_or_train_oracle, normal_values_of, recolor, redraw, route_reading,
+    single_factor_routes,
 )
 from cfx_lib.notebook import NotebookRun, environment, obtain_detector
 from cfx_lib.paths import default_data_root, default_results_root, find_repo_root
@@ -81,6 +85,11 @@ anomalies = test.anomalous.images
 
 # (source, concept or 0, counterfactuals of every test anomaly)
 sources = [(f"recoloured to {c}", 0, recolor(anomalies, PALETTE[c])) for c in setup.normal_colors]
+draw = torch.Generator().manual_seed(args.seed)
+for digit in setup.normal_digits:  # real test images of the digit, each in one anomaly's colour
+    shapes = test.images[test.factors["digit"] == digit]
+    picked = shapes[torch.randint(len(shapes), (len(anomalies),), generator=draw)]
+    sources.append((f"redrawn as real {digit}s", 0, redraw(anomalies, picked)))
 for path in args.checkpoints:
     models, cfg, state = load_training_checkpoint(path)
     trained_on = state.get("warm_start", {}).get("source")

@@ -43,8 +43,8 @@ def test_cf_curve_resumes_through_its_iteration_counts(tmp_path):
 @pytest.mark.slow
 def test_a_generator_warm_started_on_another_detector_and_read_by_both(tmp_path):
     """bench_cf_curve.py --warm-start continues a BCE-OE generator under HSC-OE from its iteration on;
-    bench_route_reading.py reads both generators' counterfactuals, and an exact recolouring, by both
-    detectors, per route to normality."""
+    bench_route_reading.py reads both generators' counterfactuals, an exact recolouring and real 1s drawn
+    in the anomalies' colours by both detectors, per route to normality."""
     run_script("bench_cf_curve.py", "--profile", "smoke", "--iterations", "2", "--out", str(tmp_path / "bce"),
                results_root=tmp_path)
     run_script("bench_cf_curve.py", "--profile", "smoke", "--detector", "hsc", "--iterations", "2", "4",
@@ -60,7 +60,7 @@ def test_a_generator_warm_started_on_another_detector_and_read_by_both(tmp_path)
                results_root=tmp_path)
     result = json.loads((tmp_path / "benchmarks" / "route-reading-smoke-colored_mnist-s0.json").read_text())
     rows = result["rows"]
-    assert {r["source"] for r in rows} == {"recoloured to cyan", "bce@2", "hsc@4"}
+    assert {r["source"] for r in rows} == {"recoloured to cyan", "redrawn as real 1s", "bce@2", "hsc@4"}
     assert {r["concept"] for r in rows if r["source"] == "hsc@4"} <= {1, 2} and result["shift"] >= 0
     assert {r["detector"] for r in rows} == {"hsc", "bce"} and {r["route"] for r in rows} <= {"digit", "color", "other"}
     for row in rows:
@@ -69,7 +69,7 @@ def test_a_generator_warm_started_on_another_detector_and_read_by_both(tmp_path)
     # reads few routes; tests/unit/metrics/test_reading.py checks the labels)
     counted = {key: sum(r["n"] for r in rows if (r["source"], r["concept"], r["detector"]) == key)
                for key in {(r["source"], r["concept"], r["detector"]) for r in rows}}
-    assert len(counted) == 2 * (1 + 2 + 2) and len(set(counted.values())) == 1  # 5 sources × 2 detectors
+    assert len(counted) == 2 * (1 + 1 + 2 + 2) and len(set(counted.values())) == 1  # 6 sources × 2 detectors
     assert (tmp_path / "benchmarks" / "route-reading-smoke-colored_mnist-s0.png").is_file()
     assert (tmp_path / "benchmarks" / "route-reading-smoke-colored_mnist-s0.csv").is_file()
 

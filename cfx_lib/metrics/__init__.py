@@ -10,7 +10,9 @@ from .disentanglement import (
 )
 from .oracle import FactorOracle, OracleReport, default_oracle_path, load_or_train_oracle, oracle_accuracy, train_oracle
 from .oracle_detector import ORACLE_DETECTOR, OracleDetector, normal_values_of
-from .probe import PatchProbe, describe_reading, paste_patch, patch_probe, recolor, recolor_probe, shift_probe
+from .probe import (
+    PatchProbe, describe_reading, paste_patch, patch_probe, recolor, recolor_probe, redraw, shift_probe,
+)
 from .reading import single_factor_routes, route_reading
 from .realism import OracleFeatures, fid, fidn
 from .retrain import RetrainResult, retrain_auroc
@@ -24,7 +26,7 @@ __all__ = [
     "factor_changes_per_value", "minimality",
     "FactorOracle", "OracleReport", "default_oracle_path", "load_or_train_oracle", "oracle_accuracy", "train_oracle",
     "ORACLE_DETECTOR", "OracleDetector", "normal_values_of",
-    "PatchProbe", "describe_reading", "paste_patch", "patch_probe", "recolor", "recolor_probe", "shift_probe",
+    "PatchProbe", "describe_reading", "paste_patch", "patch_probe", "recolor", "recolor_probe", "redraw", "shift_probe",
     "single_factor_routes", "route_reading",
     "OracleFeatures", "fid", "fidn", "RetrainResult", "retrain_auroc", "PairedGain", "paired_gain", "seed_summary",
     "FAINT_QUANTILE", "contrast", "faint_mask", "faint_threshold",

@@ -77,6 +77,18 @@ def recolor(images: torch.Tensor, color: tuple[float, float, float]) -> torch.Te
     return images.amax(dim=1, keepdim=True) * rgb[None, :, None, None]
 
 
+def redraw(images: torch.Tensor, shapes: torch.Tensor) -> torch.Tensor:
+    """Each of ``images`` (N, C, H, W) in [0, 1] redrawn as the shape of ``shapes[i]`` (N, C, H, W) in
+    its own stroke colour (the brightest value per channel of ``images[i]``), at the shape's brightness
+    (its maximum over channels): the mirror of :func:`recolor`, a change of the drawn object that keeps
+    the colour. On ``colored_mnist`` with real 1s as ``shapes`` it is the digit route drawn exactly,
+    as :func:`recolor` to cyan is the colour route."""
+    if images.ndim != 4 or images.shape != shapes.shape:
+        raise ValueError(f"redraw needs images and shapes of one shape (N, C, H, W), got {tuple(images.shape)} and "
+                         f"{tuple(shapes.shape)}")
+    return shapes.amax(dim=1, keepdim=True) * images.amax(dim=(2, 3))[:, :, None, None]
+
+
 def recolor_probe(detector: BaseDetector, images: torch.Tensor, color: tuple[float, float, float],
                   threshold: float = 0.5, batch_size: int = 512) -> PatchProbe:
     """Score ``images`` (usually test anomalies) with φ before and after :func:`recolor` to

@@ -2,7 +2,9 @@ import pytest
 import torch
 
 from cfx_lib.detectors import as_detector
-from cfx_lib.metrics import PatchProbe, describe_reading, paste_patch, patch_probe, recolor, recolor_probe, shift_probe
+from cfx_lib.metrics import (
+    PatchProbe, describe_reading, paste_patch, patch_probe, recolor, recolor_probe, redraw, shift_probe,
+)
 
 
 def _images(n=6):
@@ -46,6 +48,20 @@ def test_recolor_keeps_the_stroke_and_refuses_bad_input():
         recolor(x, (0.0, 1.0))
     with pytest.raises(ValueError, match="in \\[0, 1\\]"):
         recolor(x, (0.0, 2.0, 1.0))
+
+
+def test_redraw_draws_the_other_shape_in_the_image_colour_and_refuses_bad_input():
+    x = _images(2) * 0.5
+    x[1] = x[1][[1, 0, 2]]  # the second image's stroke is half-bright green
+    shapes = torch.zeros(2, 3, 28, 28)
+    shapes[:, 2, 2:5, 3:25] = 0.8  # a blue horizontal bar
+    shapes[1, 0, 2:5, 3:25] = 0.4  # a dimmer second channel does not change the brightness
+    y = redraw(x, shapes)
+    assert torch.allclose(y[0, :, 3, 10], torch.tensor([0.4, 0.0, 0.0]))  # the bar in the first image's red
+    assert torch.allclose(y[1, :, 3, 10], torch.tensor([0.0, 0.4, 0.0]))  # and in the second's green
+    assert float(y[:, :, 8:20, 12:16].abs().sum()) == 0  # the old stroke is gone
+    with pytest.raises(ValueError, match="of one shape"):
+        redraw(x, shapes[:1])
 
 
 def test_recolor_probe_finds_where_a_colour_detector_draws_its_boundary():

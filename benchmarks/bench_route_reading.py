@@ -88,6 +88,9 @@ sources = [(f"recoloured to {c}", 0, recolor(anomalies, PALETTE[c])) for c in se
 draw = torch.Generator().manual_seed(args.seed)
 for digit in setup.normal_digits:  # real test images of the digit, each in one anomaly's colour
     shapes = test.images[test.factors["digit"] == digit]
+    if not len(shapes):
+        print(f"no test image of the digit {digit} to redraw the anomalies as: that reference is left out")
+        continue
     picked = shapes[torch.randint(len(shapes), (len(anomalies),), generator=draw)]
     sources.append((f"redrawn as real {digit}s", 0, redraw(anomalies, picked)))
 for path in args.checkpoints:

@@ -232,8 +232,8 @@ def warm_start(source: str | Path, out_dir: str | Path, cfg: CounterfactualConfi
         raise FileExistsError(f"{out / LAST} exists: warm-start into an empty folder (or resume that run instead)")
     state = _read_training_state(source)
     saved = CounterfactualConfig.from_dict(state["config"])
-    differ = sorted(k for k, v in _resumable(saved, DETECTOR_SETTINGS).items()
-                    if _resumable(cfg, DETECTOR_SETTINGS)[k] != v)
+    wanted = _resumable(cfg, DETECTOR_SETTINGS)
+    differ = sorted(k for k, v in _resumable(saved, DETECTOR_SETTINGS).items() if wanted[k] != v)
     if differ:
         raise ValueError(f"{source} was trained under another configuration ({', '.join(differ)} differ); a warm "
                          f"start may change only {', '.join(DETECTOR_SETTINGS)} and the execution settings")

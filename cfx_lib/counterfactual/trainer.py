@@ -12,6 +12,8 @@ s = φ(x), α ~ U[0, 1], k ~ U{0..K−1}, x_t = G(x, α, k), x_cyc = G(x_t, s, k
   [+ λ_edit_rank·edit_rank(x_t − x): our addition, off by default]
   [+ λ_faint·faint_shortfall(contrast(x_t), floor): our addition, off by default; the floor is the
   contrast of the faintest 1 in 100 real training images].
+With ``score_warmup`` > 0 (our option, off by default) λ_score is 0 for the first ``score_warmup``
+generator iterations.
 
 With ``score_space="logit"`` α is drawn uniformly in logit instead and the two BCE terms become
 Huber distances between logits (:func:`~cfx_lib.counterfactual.losses.score_loss`).
@@ -310,6 +312,9 @@ def train_counterfactual(
     from tqdm.auto import tqdm
 
     cfg.check_resolved()
+    if cfg.score_warmup >= cfg.iterations:
+        warnings.warn(f"score_warmup={cfg.score_warmup} covers all {cfg.iterations} iterations: the score loss is "
+                      "never weighed, so G is not trained toward the target scores α", stacklevel=2)
     first_step_share = cfg.g_ema ** (cfg.iterations - 1)  # the average starts there, without bias correction
     if cfg.g_ema > 0 and first_step_share > 0.01:
         warnings.warn(f"g_ema={cfg.g_ema} keeps {first_step_share:.0%} of the generator's first-step "
@@ -445,7 +450,8 @@ def train_counterfactual(
         con = (L.concept_loss(logits_t, k) + L.concept_loss(r(x_t, x_cyc), k)
                + L.concept_loss(r(x, x_cyc), None) + L.concept_loss(r(x, x_rec), None))
         proximity = L.l1(x, x_t)
-        total = w.gan * g_gan + w.score * score + w.rec * rec + w.con * con + w.proximity * proximity
+        score_weight = w.score if it >= cfg.score_warmup else 0.0  # score_warmup: logged, not weighed, at first
+        total = w.gan * g_gan + score_weight * score + w.rec * rec + w.con * con + w.proximity * proximity
         priors = {}  # our optional terms: logged always, weighed only when on
         for name, term in (("edit_rank", lambda: L.edit_rank(x_t - x)),
                            ("faint", lambda: L.faint_shortfall(contrast(x_t), floor))):

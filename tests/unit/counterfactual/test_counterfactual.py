@@ -307,6 +307,36 @@ def test_generator_ema_explains_and_leaves_training_alone(tmp_path, toy_data):
         train_counterfactual(cfg.replace(g_ema=0.99), det, toy_data, progress=False)
 
 
+def test_score_warmup_leaves_the_score_loss_out_at_first_and_weighs_it_after(tmp_path, toy_data):
+    det = _toy_detector()
+    cfg = CounterfactualConfig(**TINY, iterations=3, device="cpu")
+    no_score = cfg.replace(weights={"score": 0.0})
+    with pytest.warns(UserWarning, match="never weighed"):
+        all_warmup = train_counterfactual(cfg.replace(score_warmup=3), det, toy_data, progress=False)
+    # during the warm-up, exactly the training without the score loss (same random draws), score still logged
+    assert all(torch.equal(a, b) for a, b in zip(_weights(all_warmup.models.generator),
+                                                 _weights(train_counterfactual(no_score, det, toy_data,
+                                                                               progress=False).models.generator)))
+    assert all_warmup.history[-1]["score"] > 0
+    # after it, the score loss acts: one warm-up iteration, then two with it, differs from both neighbours
+    warm = cfg.replace(score_warmup=1)
+    one = train_counterfactual(warm, det, toy_data, out_dir=tmp_path / "full", progress=False)
+    for other in (no_score, cfg):
+        trained = train_counterfactual(other, det, toy_data, progress=False).models.generator
+        assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(_weights(one.models.generator), _weights(trained)))
+    # the warm-up belongs to the configuration a checkpoint resumes under, and resumes at its iteration
+    with pytest.warns(UserWarning, match="never weighed"):  # cut off within the warm-up
+        train_counterfactual(warm.replace(iterations=1), det, toy_data, out_dir=tmp_path / "part", progress=False)
+    resumed = train_counterfactual(warm, det, toy_data, out_dir=tmp_path / "part", progress=False)
+    assert resumed.resumed_iteration == 1
+    assert all(torch.equal(a, b) for a, b in zip(_weights(one.models.generator), _weights(resumed.models.generator)))
+    with pytest.raises(ValueError, match="only more iterations"):
+        train_counterfactual(cfg, det, toy_data, out_dir=tmp_path / "part", progress=False)
+    for bad in (-1, 1.5, True):
+        with pytest.raises(ValueError, match="score_warmup must be a non-negative int"):
+            CounterfactualConfig(score_warmup=bad)
+
+
 def test_nan_stops_training_and_keeps_last_checkpoint(tmp_path, toy_data):
     calls = {"n": 0}
 

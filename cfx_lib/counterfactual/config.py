@@ -132,12 +132,12 @@ class CounterfactualConfig:
             concepts under the GAN, L1 and concept losses alone (D's projection still relates images
             to their scores), and the score loss then steers concepts that already differ.
             The random draws are the same with and without a warm-up. On ``colored_mnist``
-            (BCE-OE, warm-up 300 or 150, two whole seeds) the concepts did differ before the score loss
-            acted, one of them by thinning the strokes. But under the score loss that concept then
-            faded and broke anomalies instead of redrawing them, and every figure fell. At 900
-            iterations oracle-normal was 0.338 and 0.432 against 0.847 and 0.707, and purity
-            0.492 and 0.589 against 0.601 and 0.665 (docs/experiments.md, "Session 40"). So no
-            profile turns it on.
+            (BCE-OE, warm-up 300 or 150, three pairs of whole seed and generator seed) the concepts
+            did differ before the score loss acted, by thinning the strokes or turning their hue.
+            But under the score loss none became a redrawing: a thinning concept faded and broke
+            the anomalies. At 900 iterations oracle-normal fell on every pair (by 0.160 to 0.509),
+            and purity did not rise (docs/experiments.md, "Session 40"). So no profile turns it
+            on.
         score_noise / score_shift: the score loss reads φ on counterfactuals with Gaussian
             pixel noise of this std and a random shift of up to this many pixels (an expectation
             over transformations). A change that φ only notices pixel-exactly, i.e. an

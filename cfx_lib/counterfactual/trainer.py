@@ -450,8 +450,9 @@ def train_counterfactual(
         con = (L.concept_loss(logits_t, k) + L.concept_loss(r(x_t, x_cyc), k)
                + L.concept_loss(r(x, x_cyc), None) + L.concept_loss(r(x, x_rec), None))
         proximity = L.l1(x, x_t)
-        score_weight = w.score if it >= cfg.score_warmup else 0.0  # score_warmup: logged, not weighed, at first
-        total = w.gan * g_gan + score_weight * score + w.rec * rec + w.con * con + w.proximity * proximity
+        # off (λ_score 0, or within score_warmup): logged only, and no backward pass through φ
+        weighed_score = w.score * score if w.score > 0 and it >= cfg.score_warmup else 0.0
+        total = w.gan * g_gan + weighed_score + w.rec * rec + w.con * con + w.proximity * proximity
         priors = {}  # our optional terms: logged always, weighed only when on
         for name, term in (("edit_rank", lambda: L.edit_rank(x_t - x)),
                            ("faint", lambda: L.faint_shortfall(contrast(x_t), floor))):

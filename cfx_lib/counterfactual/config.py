@@ -98,6 +98,14 @@ class CounterfactualConfig:
             :class:`~cfx_lib.counterfactual.models.Generator`).
         g_skip: U-Net skips from the generator's encoder to its decoder (**our option, not the
             paper's**; see :class:`~cfx_lib.counterfactual.models.Generator`).
+        g_mask: G paints through a gate per pixel, G(x, α, k) = m ⊙ c + (1 − m) ⊙ x, and keeps
+            the image exactly where the gate is closed (**our option, not the paper's**; the
+            attention mask of GANimation; see :class:`~cfx_lib.counterfactual.models.Generator`).
+            On ``colored_mnist`` (BCE-OE, four pairs of whole seed and generator seed) one concept
+            became a recolouring with less stroke damage, but the other broke the strokes or became
+            the same recolouring; oracle-normal and purity rose on two pairs and fell on two
+            (purity +0.019 ± 0.215), with no digit concept (docs/experiments.md, "Session 41"), so
+            no profile turns it on.
         d_widths: channels of the discriminator's down-sampling blocks.
         r_widths: channels of the concept classifier's down-sampling blocks.
         r_input: what the concept classifier R reads: ``"pair"`` (the default, the paper's) the
@@ -228,6 +236,7 @@ class CounterfactualConfig:
     g_res_blocks: int = 2
     g_residual: bool = True
     g_skip: bool = False
+    g_mask: bool = False
     d_widths: tuple[int, ...] = (64, 128, 128)
     r_widths: tuple[int, ...] = (64, 128)
     r_input: str = "pair"
@@ -267,7 +276,7 @@ class CounterfactualConfig:
             least = 0 if key in ("g_res_blocks", "score_warmup") else 1
             if not isinstance(value, int) or isinstance(value, bool) or value < least:
                 raise ValueError(f"{key} must be a{' non-negative' if least == 0 else ' positive'} int, got {value!r}")
-        for key in ("g_residual", "g_skip", "channels_last"):
+        for key in ("g_residual", "g_skip", "g_mask", "channels_last"):
             if not isinstance(getattr(self, key), bool):
                 raise ValueError(f"{key} must be True or False, got {getattr(self, key)!r}")
         if self.n_concepts < 1:
@@ -377,5 +386,5 @@ class CounterfactualConfig:
 
     def architecture(self) -> dict[str, Any]:
         """The fields that decide the networks' shapes (what a checkpoint must match)."""
-        return {k: self.to_dict()[k] for k in ("n_concepts", "g_widths", "g_res_blocks", "g_residual", "g_skip", "d_widths", "r_widths",
-                                                      "r_input", "cond_dim")}
+        return {k: self.to_dict()[k] for k in ("n_concepts", "g_widths", "g_res_blocks", "g_residual", "g_skip", "g_mask",
+                                                      "d_widths", "r_widths", "r_input", "cond_dim")}

@@ -116,6 +116,8 @@ class GBlock(nn.Module):
 
 #: inputs are clamped to [eps, 1 − eps] before atanh in the residual generator
 RESIDUAL_EPS = 0.01
+#: initial bias of the masked generator's gate logit: sigmoid(−3) ≈ 0.05, so G starts near the identity
+MASK_INIT_BIAS = -3.0
 
 
 class Generator(nn.Module):
@@ -133,14 +135,23 @@ class Generator(nn.Module):
     norms that follow modulate features that still know where the strokes are, pixel by pixel.
     Without them everything the decoder draws passes through the lowest resolution (7×7 for 28×28
     images with two stages).
+
+    With ``mask=True`` (**our option, not the paper's**; off by default) the last convolution also
+    gives a gate m ∈ (0, 1) per pixel, and G paints: G(x, α, k) = m ⊙ c + (1 − m) ⊙ x, where the
+    content c is the output described above (drawn from scratch, or with ``residual`` an edit of x).
+    This is the attention mask of GANimation (Pumarola et al., ECCV 2018), common in image-to-image
+    editing: wherever the gate stays closed the image is kept exactly, so an edit is a region
+    painted over, not a change spread over every pixel. The gate starts nearly closed
+    (sigmoid(:data:`MASK_INIT_BIAS`) ≈ 0.05), so G starts near the identity.
     """
 
     def __init__(self, image_shape: tuple[int, int, int], n_concepts: int = 2, widths: tuple[int, ...] = (64, 128),
                  res_blocks: int = 2, cond_dim: int = 64, residual: bool = True,
-                 alpha_logit_eps: float | None = None, skip: bool = False) -> None:
+                 alpha_logit_eps: float | None = None, skip: bool = False, mask: bool = False) -> None:
         super().__init__()
         self.residual = residual
         self.skip = skip
+        self.mask = mask
         c, h, w = image_shape
         if h != w or h % 2 ** len(widths):
             raise ValueError(f"generator needs square images with a side divisible by {2 ** len(widths)} "
@@ -154,7 +165,10 @@ class Generator(nn.Module):
         self.mid = nn.ModuleList(GBlock(widths[-1], widths[-1], None, cond_dim) for _ in range(res_blocks))
         self.up = nn.ModuleList(GBlock(chans[i + 1], chans[i], "up", cond_dim) for i in reversed(range(len(widths))))
         self.out_norm = ConditionalBatchNorm2d(widths[0], cond_dim)
-        self.out = nn.Conv2d(widths[0], c, 3, padding=1)
+        self.out = nn.Conv2d(widths[0], c + 1 if mask else c, 3, padding=1)
+        if mask:
+            with torch.no_grad():
+                self.out.bias[-1] = MASK_INIT_BIAS
 
     def forward(self, x: torch.Tensor, alpha: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         check_images(x, self.image_shape)
@@ -177,9 +191,12 @@ class Generator(nn.Module):
             if self.skip:  # up-block i ends at the resolution (and width) of encoder stage len(widths)−1−i
                 h = h + encoded[-2 - i]
         h = self.out(F.relu(self.out_norm(h, cond)))
+        if self.mask:  # the last channel is the gate's logit, the others the content
+            h, gate = h[:, :-1], torch.sigmoid(h[:, -1:])
         if self.residual:  # an edit of the input in tanh space: G starts near the identity
             h = h + torch.atanh(x.clamp(RESIDUAL_EPS, 1 - RESIDUAL_EPS) * 2 - 1)
-        return (torch.tanh(h) + 1) / 2
+        out = (torch.tanh(h) + 1) / 2
+        return gate * out + (1 - gate) * x if self.mask else out
 
 
 class DBlock(nn.Module):
@@ -283,7 +300,7 @@ class ConceptClassifier(nn.Module):
 def build_generator(cfg, image_shape: tuple[int, int, int]) -> Generator:
     """The generator a :class:`~cfx_lib.counterfactual.config.CounterfactualConfig` describes."""
     return Generator(image_shape, cfg.n_concepts, cfg.g_widths, cfg.g_res_blocks, cfg.cond_dim, cfg.g_residual,
-                     alpha_logit_eps=cfg.alpha_logit_eps, skip=cfg.g_skip)
+                     alpha_logit_eps=cfg.alpha_logit_eps, skip=cfg.g_skip, mask=cfg.g_mask)
 
 
 def build_discriminator(cfg, image_shape: tuple[int, int, int]) -> Discriminator:

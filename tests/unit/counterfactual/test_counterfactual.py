@@ -16,11 +16,11 @@ TINY = dict(g_widths=(8, 16), g_res_blocks=1, d_widths=(8, 16, 16), r_widths=(8,
             sample_every=2, checkpoint_every=2, n_samples=2)
 
 
-@pytest.mark.parametrize("skip", [False, True])
+@pytest.mark.parametrize("skip, mask", [(False, False), (True, False), (True, True)])
 @pytest.mark.parametrize("shape", [(3, 28, 28), (1, 28, 28), (3, 32, 32)])
-def test_model_shapes_and_ranges(shape, skip):
+def test_model_shapes_and_ranges(shape, skip, mask):
     x = torch.rand(4, *shape)
-    g = Generator(shape, n_concepts=3, widths=(8, 16), res_blocks=1, cond_dim=16, skip=skip)
+    g = Generator(shape, n_concepts=3, widths=(8, 16), res_blocks=1, cond_dim=16, skip=skip, mask=mask)
     out = g(x, torch.rand(4), torch.tensor([0, 1, 2, 0]))
     assert out.shape == x.shape and out.min() >= 0 and out.max() <= 1
     assert g(x, 0.0, 1).shape == x.shape  # scalars broadcast
@@ -455,6 +455,36 @@ def test_skip_generator_round_trips_and_its_skips_carry_the_input(tmp_path):
     x2[:, :, 14, 14] += 0.5
     assert torch.allclose(plain(x, 0.0, 0), plain(x2, 0.0, 0))
     assert not torch.allclose(gen(x, 0.0, 0), gen(x2, 0.0, 0))
+
+
+def test_mask_generator_keeps_the_image_where_its_gate_is_closed_and_paints_where_it_is_open(tmp_path):
+    from cfx_lib.counterfactual.models import MASK_INIT_BIAS, build_generator
+
+    torch.manual_seed(0)
+    with pytest.raises(ValueError, match="g_mask must be True or False"):
+        CounterfactualConfig(g_mask=1)
+    cfg = CounterfactualConfig(**TINY, g_mask=True, g_residual=False)
+    assert "g_mask" in cfg.architecture() and not CounterfactualConfig().g_mask
+    gen = build_generator(cfg, (3, 28, 28)).eval()
+    assert gen.mask and gen.out.out_channels == 4 and gen.out.bias[-1].item() == MASK_INIT_BIAS
+    x = torch.rand(2, 3, 28, 28)
+    # nearly closed at initialisation: within 5% of the input's range of it, far closer than the plain G
+    plain = build_generator(cfg.replace(g_mask=False), (3, 28, 28)).eval()
+    assert (gen(x, 0.0, 0) - x).abs().max() < 0.06 < (plain(x, 0.0, 0) - x).abs().max()
+    out = gen.out
+    with torch.no_grad():
+        out.weight.zero_()  # a constant paint
+        out.bias[:3] = torch.tensor([2.0, -2.0, 0.0])
+        out.bias[-1] = -30.0  # gate closed: the image exactly
+        assert torch.allclose(gen(x, 0.0, 0), x, atol=1e-6)
+        out.bias[-1] = 30.0  # gate open: the paint everywhere, whatever the input
+        paint = torch.tensor([(math.tanh(2.0) + 1) / 2, (math.tanh(-2.0) + 1) / 2, 0.5]).view(1, 3, 1, 1)
+        assert torch.allclose(gen(x, 0.0, 1), paint.expand_as(x), atol=1e-6)
+    # the option travels with the explainer checkpoint
+    gen = build_generator(cfg, (3, 28, 28)).eval()
+    Explainer(Detector("bce", (3, 28, 28)).eval(), gen, cfg).save(tmp_path / "explainer.pt")
+    loaded = load_explainer(tmp_path / "explainer.pt")
+    assert loaded.generator.mask and torch.allclose(loaded.generator(x, 0.0, 1), gen(x, 0.0, 1))
 
 
 def test_as_batch_accepts_user_formats_and_refuses_wrong_sizes():

@@ -172,6 +172,14 @@ EXECUTION_SETTINGS = ("iterations", "device", "channels_last", "precision")  # a
 DETECTOR_SETTINGS = ("score_eps",)  # resolved from the detector (calibrate_score_eps): a warm start may change them
 
 
+def lr_factor(cfg: CounterfactualConfig, iteration: int) -> float:
+    """The share of the base learning rates used for the (0-based) generator iteration ``iteration``:
+    1 until the last ``cfg.lr_decay`` share of ``cfg.iterations``, then falling linearly, to
+    1 / (that many iterations) for the last one."""
+    span = cfg.lr_decay * cfg.iterations
+    return 1.0 if span <= 0 else min(1.0, (cfg.iterations - iteration) / span)
+
+
 def _resumable(cfg: CounterfactualConfig, ignore: tuple[str, ...] = ()) -> dict[str, Any]:
     """What a checkpoint must share with ``cfg`` to be resumed (all but the execution settings and ``ignore``)."""
     return {k: v for k, v in cfg.to_dict().items() if k not in EXECUTION_SETTINGS + ignore}
@@ -422,6 +430,10 @@ def train_counterfactual(
                total=cfg.iterations)
     t_last = time.perf_counter()
     for it in bar:
+        if cfg.lr_decay > 0:
+            for opt, base in ((opt_g, cfg.lr_g), (opt_d, cfg.lr_d)):
+                for group in opt.param_groups:
+                    group["lr"] = base * lr_factor(cfg, it)
         # --- discriminator -----------------------------------------------------------
         for _ in range(cfg.d_steps):
             x, s = next_batch()

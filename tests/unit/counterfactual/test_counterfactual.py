@@ -9,7 +9,7 @@ from cfx_lib.counterfactual import (
 )
 from cfx_lib.counterfactual import losses as L
 from cfx_lib.counterfactual.explain import as_batch
-from cfx_lib.counterfactual.trainer import LAST, _in_precision, perturb
+from cfx_lib.counterfactual.trainer import LAST, _in_precision, lr_factor, perturb
 from cfx_lib.detectors import Detector, TrainingDiverged, as_detector
 
 TINY = dict(g_widths=(8, 16), g_res_blocks=1, d_widths=(8, 16, 16), r_widths=(8, 16), cond_dim=16, batch_size=8,
@@ -335,6 +335,26 @@ def test_score_warmup_leaves_the_score_loss_out_at_first_and_weighs_it_after(tmp
     for bad in (-1, 1.5, True):
         with pytest.raises(ValueError, match="score_warmup must be a non-negative int"):
             CounterfactualConfig(score_warmup=bad)
+
+
+def test_lr_decay_lowers_both_learning_rates_linearly_over_the_last_share(tmp_path, toy_data):
+    cfg = CounterfactualConfig(**TINY, iterations=10, device="cpu")
+    assert [lr_factor(cfg, it) for it in range(10)] == [1.0] * 10  # off: constant rates
+    half = cfg.replace(lr_decay=0.5)  # the last 5 iterations: 5/5 ... 1/5
+    assert [lr_factor(half, it) for it in range(10)] == pytest.approx([1.0] * 6 + [0.8, 0.6, 0.4, 0.2])
+    det = _toy_detector()
+    short = half.replace(iterations=4, lr_g=1e-3, lr_d=3e-3)  # rates of the 4th and last iteration: 1/2 of the base
+    decayed = train_counterfactual(short, det, toy_data, out_dir=tmp_path / "decay", progress=False)
+    state = torch.load(tmp_path / "decay" / LAST, weights_only=True)
+    assert [g["lr"] for g in state["opt_g"]["param_groups"]] == pytest.approx([5e-4])
+    assert [g["lr"] for g in state["opt_d"]["param_groups"]] == pytest.approx([1.5e-3])
+    # only the last iteration took a smaller step, and that changed G
+    plain = train_counterfactual(short.replace(lr_decay=0.0), det, toy_data, progress=False)
+    assert not all(torch.allclose(a, b, atol=1e-6) for a, b in zip(_weights(decayed.models.generator),
+                                                                    _weights(plain.models.generator)))
+    for bad in (-0.1, 1.5, True, "half"):
+        with pytest.raises(ValueError, match="lr_decay must be a share"):
+            CounterfactualConfig(lr_decay=bad)
 
 
 def test_nan_stops_training_and_keeps_last_checkpoint(tmp_path, toy_data):

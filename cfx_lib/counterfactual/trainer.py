@@ -431,9 +431,10 @@ def train_counterfactual(
     t_last = time.perf_counter()
     for it in bar:
         if cfg.lr_decay > 0:
+            factor = lr_factor(cfg, it)
             for opt, base in ((opt_g, cfg.lr_g), (opt_d, cfg.lr_d)):
                 for group in opt.param_groups:
-                    group["lr"] = base * lr_factor(cfg, it)
+                    group["lr"] = base * factor
         # --- discriminator -----------------------------------------------------------
         for _ in range(cfg.d_steps):
             x, s = next_batch()

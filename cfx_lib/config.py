@@ -225,6 +225,11 @@ _QUICK_CF = dict(g_widths=(32, 64), g_res_blocks=1, d_widths=(32, 64, 64), r_wid
 # R read through colour jitter (concept_jitter 0.5, session 34; docs/experiments.md, "Session 34"): whole seeds 0 and 2,
 # generator seeds 0-2, 900 iterations: oracle-normal 0.790 ± 0.048 / 0.735 ± 0.197 against 0.862 ± 0.127 /
 # 0.738 ± 0.084, purity 0.544 / 0.339 against 0.668 / 0.441 (lower on all six runs); so it stays off.
+# The gate, edit_rank 5, faint 100 and concept_jitter 0.5 together (session 43; docs/experiments.md, "Session 43"):
+# four pairs of whole seed (2, 0) and generator seed (1, 0), 900 iterations, paired with the profile on the same
+# CPU: oracle-normal 0.859 ± 0.086 against 0.712 ± 0.150, purity 0.671 ± 0.025 against 0.528 ± 0.142, both
+# higher on every pair, but R 0.759 and 0.832 on two pairs and no digit concept. A candidate, not adopted: the
+# profile's whole-seed tables (and HSC-OE, DSVDD, where none of the four was tried) have not been rerun with it.
 _CF_28 = {"g_skip": True, "cycle_noise": 0.1}
 _QUICK_CF_28 = {**_QUICK_CF, **_CF_28, "score_shift": 4, "iterations": 900}
 

@@ -26,6 +26,11 @@ AUTO = "auto"
 MAX_AUTO_SCORE_EPS = 0.25
 
 
+def _is_number(value: Any) -> bool:
+    """Whether ``value`` is an int or a float (a bool is not a number here)."""
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
 @dataclass(frozen=True)
 class LossWeights:
     """The λ's of the generator objective (defaults follow DISSECT: λ_gan 1, λ_rec 100, λ_φ 1,
@@ -81,7 +86,7 @@ class LossWeights:
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
-            if not isinstance(value, (int, float)) or isinstance(value, bool) or value < 0:
+            if not _is_number(value) or value < 0:
                 raise ValueError(f"loss weight {f.name!r} must be a non-negative number, got {value!r}")
 
 
@@ -305,8 +310,7 @@ class CounterfactualConfig:
                              f"{self.score_noise!r}, {self.score_shift!r}")
         for key, below in (("cycle_noise", None), ("concept_noise", None), ("concept_jitter", 1)):
             value = getattr(self, key)
-            if (not isinstance(value, (int, float)) or isinstance(value, bool) or not value >= 0
-                    or (below is not None and not value < below)):
+            if not _is_number(value) or not value >= 0 or (below is not None and not value < below):
                 raise ValueError(f"{key} must be a number >= 0{'' if below is None else f' and < {below}'}, "
                                  f"got {value!r}")
         if self.r_input not in R_INPUTS:
@@ -317,19 +321,15 @@ class CounterfactualConfig:
             raise ValueError(f"alpha_range must be one of {list(ALPHA_RANGES)}, got {self.alpha_range!r}")
         if self.score_space not in SCORE_SPACES:
             raise ValueError(f"score_space must be one of {list(SCORE_SPACES)}, got {self.score_space!r}")
-        if self.score_eps != AUTO and (not isinstance(self.score_eps, (int, float)) or isinstance(self.score_eps, bool)
-                                       or not 0 < self.score_eps < 0.5):
+        if self.score_eps != AUTO and (not _is_number(self.score_eps) or not 0 < self.score_eps < 0.5):
             raise ValueError(f"score_eps must be a number in (0, 0.5) or {AUTO!r}, got {self.score_eps!r}")
-        if (not isinstance(self.score_eps_quantile, (int, float)) or isinstance(self.score_eps_quantile, bool)
-                or not 0 < self.score_eps_quantile < 1):
+        if not _is_number(self.score_eps_quantile) or not 0 < self.score_eps_quantile < 1:
             raise ValueError(f"score_eps_quantile must be a number in (0, 1), got {self.score_eps_quantile!r}")
-        if (not isinstance(self.g_ema, (int, float)) or isinstance(self.g_ema, bool)
-                or not 0 <= self.g_ema < 1):
+        if not _is_number(self.g_ema) or not 0 <= self.g_ema < 1:
             raise ValueError(f"g_ema must be a decay in [0, 1) (0: off), got {self.g_ema!r}")
         if not (self.lr_g > 0 and self.lr_d > 0):
             raise ValueError("lr_g and lr_d must be > 0")
-        if (not isinstance(self.lr_decay, (int, float)) or isinstance(self.lr_decay, bool)
-                or not 0 <= self.lr_decay <= 1):
+        if not _is_number(self.lr_decay) or not 0 <= self.lr_decay <= 1:
             raise ValueError(f"lr_decay must be a share of the iterations in [0, 1] (0: off), got {self.lr_decay!r}")
         if not isinstance(self.seed, int) or self.seed < 0:
             raise ValueError(f"seed must be a non-negative int, got {self.seed!r}")

@@ -230,8 +230,8 @@ _QUICK_CF = dict(g_widths=(32, 64), g_res_blocks=1, d_widths=(32, 64, 64), r_wid
 # CPU: oracle-normal 0.859 ± 0.086 against 0.712 ± 0.150, purity 0.671 ± 0.025 against 0.528 ± 0.142, both
 # higher on every pair, but R 0.759 and 0.832 on two pairs and no digit concept. Under HSC-OE (session 44, generator
 # seed 1, paired controls) worse on both whole seeds: oracle-normal 0.684 / 0.840 -> 0.638 / 0.421, purity 0.443 /
-# 0.616 -> 0.345 / 0.393, R 0.659 / 0.505, the anomalies erased to fragments that HSC-OE scores normal (the erasure
-# guard, averaged over every image and α, does not stop it); under DSVDD (whole seed 2) 0.475 -> 0.518, purity
+# 0.616 -> 0.345 / 0.393, R 0.659 / 0.505, both concepts erasing or breaking the anomalies into fragments (the
+# erasure guard, averaged over every image and α, does not stop it); under DSVDD (whole seed 2) 0.475 -> 0.518, purity
 # 0.638 -> 0.430. So they stay off: the profile explains all three detectors with one set of settings.
 _CF_28 = {"g_skip": True, "cycle_noise": 0.1}
 _QUICK_CF_28 = {**_QUICK_CF, **_CF_28, "score_shift": 4, "iterations": 900}

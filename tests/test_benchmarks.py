@@ -193,3 +193,24 @@ def test_oracle_benchmark_reads_real_digits_extra_digits_and_the_letter_control(
                            "--mnist-test-root", str(tmp_path / "nowhere")], capture_output=True, text=True,
                           env=os.environ | {"CFX_OFFLINE": "1", "CFX_RESULTS_ROOT": str(tmp_path)}, cwd=REPO)
     assert proc.returncode != 0 and "no MNIST test split" in proc.stderr
+
+
+@pytest.mark.slow
+def test_bn_modes_reads_a_trained_generator_three_ways(tmp_path):
+    """bench_bn_modes.py judges a batch-norm generator as it explains, with standing statistics and
+    in its training batches; a layer-norm generator in the one way it computes."""
+    run_script("bench_cf_curve.py", "--profile", "smoke", "--iterations", "2", "--out", str(tmp_path / "bn"),
+               results_root=tmp_path)
+    run_script("bench_cf_curve.py", "--profile", "smoke", "--iterations", "2", "--out", str(tmp_path / "ln"),
+               "--options", '{"g_norm": "layer"}', "--tag", "ln", results_root=tmp_path)
+    run_script("bench_bn_modes.py", "--profile", "smoke", "--batches", "3", "--checkpoints",
+               str(tmp_path / "bn" / "cf_last.pt"), str(tmp_path / "ln" / "cf_last.pt"), results_root=tmp_path)
+    result = json.loads((tmp_path / "benchmarks" / "bn-modes-smoke-colored_mnist-default-bce-s0.json").read_text())
+    readings = [(Path(r["checkpoint"]).parent.name, r["reading"]) for r in result["rows"]]
+    assert readings == [("bn", "running"), ("bn", "standing"), ("bn", "in-batch"), ("ln", "running")]
+    curve = json.loads((tmp_path / "benchmarks" / "cf-curve-smoke-colored_mnist-default-bce-s0.json").read_text())
+    running = result["rows"][0]  # the running reading is what bench_cf_curve.py measured
+    for key in ("oracle_normal", "purity", "normality_auroc", "concept_acc"):
+        assert running[key] == pytest.approx(curve["rows"][-1][key])
+        assert all(0.0 <= r[key] <= 1.0 for r in result["rows"])
+    assert (tmp_path / "benchmarks" / "bn-modes-smoke-colored_mnist-default-bce-s0.csv").is_file()

@@ -11,11 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from .losses import DEFAULT_SCORE_EPS, SCORE_SPACES
-from .models import R_INPUTS
+from .models import G_NORMS, R_INPUTS
 
 #: ``CounterfactualConfig.alpha_range`` values: the paper's α over the whole range, or only up to the
 #: image's own score.
 ALPHA_RANGES = ("full", "below_score")
+FAINT_FOCUSES = ("all", "descent")
 #: ``CounterfactualConfig.precision`` values: of the training forward passes; losses stay float32.
 PRECISIONS = ("float32", "bfloat16")
 #: ``score_eps`` value that takes the clip from the detector's scores of normal training images.
@@ -111,6 +112,14 @@ class CounterfactualConfig:
             the same recolouring; oracle-normal and purity rose on two pairs and fell on two
             (purity +0.019 ± 0.215), with no digit concept (docs/experiments.md, "Session 41"), so
             no profile turns it on.
+        g_norm: the generator's normalisation: ``"batch"`` (the default, the paper's conditional
+            batch norm) or ``"layer"`` (**our option, not the paper's**): the same conditional
+            scales and shifts on features normalised per image (see
+            :class:`~cfx_lib.counterfactual.models.Generator`), so that G computes the same function
+            in training and when it explains. Why: with batch norm the α = 0 counterfactuals that
+            explain (eval mode, running averages) and the ones G trained on (batch statistics)
+            differed widely; under HSC-OE with the four cue removers 0.59 of the former were faint
+            and 0.06 of the latter (docs/experiments.md, "Session 45").
         d_widths: channels of the discriminator's down-sampling blocks.
         r_widths: channels of the concept classifier's down-sampling blocks.
         r_input: what the concept classifier R reads: ``"pair"`` (the default, the paper's) the
@@ -189,6 +198,15 @@ class CounterfactualConfig:
             differed by marks at the top edge and damaged strokes, not by the digit, and purity fell
             on all six runs (−0.124 and −0.101 on average; docs/experiments.md, "Session 34"), so
             no profile turns it on.
+        faint_focus: which counterfactuals the erasure guard (``weights.faint``) averages over
+            (**our option, not the paper's**). ``"all"`` (the default): every G(x, α, k) of the batch
+            alike, most of which are asked for little or no change of score (α near the image's own
+            score, or normal images), so the α = 0 edits of anomalies, where erasure pays, weigh
+            little. ``"descent"``: a mean weighted by the score descent (s − α)₊ asked of each,
+            so the guard is the mean shortfall of the edits that make anomalies normal. Why: under
+            HSC-OE, beside the gate, ``edit_rank`` and ``concept_jitter``, both concepts erased
+            anomalies to fragments with ``faint`` 100 on, while the logged guard stayed at
+            0.001-0.002 (docs/experiments.md, "Session 44").
         score_space: ``"probability"`` (the default, the paper's): α ~ U[0, 1] and the score loss
             is the BCE between α and φ. ``"logit"``: α is drawn uniformly in logit between
             logit(score_eps) and logit(1 − score_eps), G and D embed logit(α), and the score loss is
@@ -250,6 +268,7 @@ class CounterfactualConfig:
     g_residual: bool = True
     g_skip: bool = False
     g_mask: bool = False
+    g_norm: str = "batch"
     d_widths: tuple[int, ...] = (64, 128, 128)
     r_widths: tuple[int, ...] = (64, 128)
     r_input: str = "pair"
@@ -269,6 +288,7 @@ class CounterfactualConfig:
     cycle_noise: float = 0.0
     concept_noise: float = 0.0
     concept_jitter: float = 0.0
+    faint_focus: str = "all"
     score_space: str = "probability"
     alpha_range: str = "full"
     score_eps: float | str = DEFAULT_SCORE_EPS
@@ -315,6 +335,10 @@ class CounterfactualConfig:
                                  f"got {value!r}")
         if self.r_input not in R_INPUTS:
             raise ValueError(f"r_input must be one of {list(R_INPUTS)}, got {self.r_input!r}")
+        if self.g_norm not in G_NORMS:
+            raise ValueError(f"g_norm must be one of {list(G_NORMS)}, got {self.g_norm!r}")
+        if self.faint_focus not in FAINT_FOCUSES:
+            raise ValueError(f"faint_focus must be one of {list(FAINT_FOCUSES)}, got {self.faint_focus!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
         if self.alpha_range not in ALPHA_RANGES:
@@ -399,4 +423,4 @@ class CounterfactualConfig:
     def architecture(self) -> dict[str, Any]:
         """The fields that decide the networks' shapes (what a checkpoint must match)."""
         return {k: self.to_dict()[k] for k in ("n_concepts", "g_widths", "g_res_blocks", "g_residual", "g_skip", "g_mask",
-                                                      "d_widths", "r_widths", "r_input", "cond_dim")}
+                                                      "g_norm", "d_widths", "r_widths", "r_input", "cond_dim")}

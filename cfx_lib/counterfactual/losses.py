@@ -168,10 +168,15 @@ def edit_rank(edit: torch.Tensor, eps: float = 1e-8) -> torch.Tensor:
     return (rest / e.shape[2] + eps).sqrt().mean().to(edit.dtype)
 
 
-def faint_shortfall(contrast: torch.Tensor, floor: float) -> torch.Tensor:
+def faint_shortfall(contrast: torch.Tensor, floor: float, weights: torch.Tensor | None = None) -> torch.Tensor:
     """Mean over images of max(0, floor − contrast) / floor, for the per-image contrasts (N,) of
     :func:`cfx_lib.metrics.visibility.contrast`: 0 for every image at least as contrasted as the
     floor, 1 for a uniform (erased) image, linear in between.
+
+    ``weights`` (N,), non-negative, make it the weighted mean Σ wᵢ·shortfallᵢ / Σ wᵢ (0 where every
+    weight is 0): ``CounterfactualConfig.faint_focus="descent"`` weighs each counterfactual by how
+    far its target α lies below its image's own score, so the guard is the mean shortfall of the
+    edits that make anomalies normal, not of every edit at every α.
 
     Used on the counterfactuals x_t with the floor :func:`~cfx_lib.metrics.visibility.faint_threshold`
     of the real training images (``LossWeights.faint``, our addition): an erasure guard. Erasing a
@@ -184,6 +189,11 @@ def faint_shortfall(contrast: torch.Tensor, floor: float) -> torch.Tensor:
         raise ValueError(f"contrast must hold one value per image (N,), got shape {tuple(contrast.shape)}")
     if not floor >= 0:
         raise ValueError(f"the contrast floor must be non-negative, got {floor}")
-    if floor == 0:
-        return contrast.new_zeros(())
-    return (floor - contrast).clamp(min=0).mean() / floor
+    short = (floor - contrast).clamp(min=0) / floor if floor > 0 else torch.zeros_like(contrast)
+    if weights is None:
+        return short.mean()
+    if weights.shape != contrast.shape or not bool((weights >= 0).all()):
+        raise ValueError(f"weights must be non-negative, one per image {tuple(contrast.shape)}, got "
+                         f"shape {tuple(weights.shape)}")
+    weights = weights.detach().to(short.dtype)
+    return (weights * short).sum() / weights.sum().clamp(min=torch.finfo(short.dtype).tiny)

@@ -63,13 +63,29 @@ class ConditionEmbedding(nn.Module):
         return torch.cat([self.concept(k.long()), self.alpha(feats)], dim=1)
 
 
+#: the generator's normalisations (``CounterfactualConfig.g_norm``)
+G_NORMS = ("batch", "layer")
+
+
+def plain_norm(channels: int, kind: str = "batch", affine: bool = True) -> nn.Module:
+    """The generator's normalisation of ``channels`` feature maps: batch norm (``"batch"``, which
+    normalises by the statistics of the batch in training and by running averages in eval mode) or
+    layer norm over channels and pixels of each image (``"layer"``: ``GroupNorm`` with one group,
+    the same computation in training and in eval mode, whatever else is in the batch)."""
+    if kind == "batch":
+        return nn.BatchNorm2d(channels, affine=affine)
+    if kind == "layer":
+        return nn.GroupNorm(1, channels, affine=affine)
+    raise ValueError(f"the generator's normalisation must be one of {list(G_NORMS)}, got {kind!r}")
+
+
 class ConditionalBatchNorm2d(nn.Module):
     """Batch norm whose scale and shift are predicted from the condition vector (identity at
-    initialisation: γ = 1, β = 0)."""
+    initialisation: γ = 1, β = 0); with ``norm="layer"`` layer norm instead (see :func:`plain_norm`)."""
 
-    def __init__(self, channels: int, cond_dim: int) -> None:
+    def __init__(self, channels: int, cond_dim: int, norm: str = "batch") -> None:
         super().__init__()
-        self.bn = nn.BatchNorm2d(channels, affine=False)
+        self.bn = plain_norm(channels, norm, affine=False)
         self.affine = nn.Linear(cond_dim, 2 * channels)
         nn.init.zeros_(self.affine.weight)
         nn.init.zeros_(self.affine.bias)
@@ -81,13 +97,16 @@ class ConditionalBatchNorm2d(nn.Module):
 
 class GBlock(nn.Module):
     """Pre-activation residual block: (C)BN → ReLU → conv → (C)BN → ReLU → conv, with an
-    optional 2× down- or up-sampling; conditional when ``cond_dim`` is given."""
+    optional 2× down- or up-sampling; conditional when ``cond_dim`` is given; layer norm instead of
+    batch norm with ``norm_kind="layer"`` (see :func:`plain_norm`)."""
 
-    def __init__(self, cin: int, cout: int, resample: str | None = None, cond_dim: int | None = None) -> None:
+    def __init__(self, cin: int, cout: int, resample: str | None = None, cond_dim: int | None = None,
+                 norm_kind: str = "batch") -> None:
         super().__init__()
         self.resample = resample
         self.conditional = cond_dim is not None
-        norm = (lambda c: ConditionalBatchNorm2d(c, cond_dim)) if self.conditional else nn.BatchNorm2d
+        norm = ((lambda c: ConditionalBatchNorm2d(c, cond_dim, norm_kind)) if self.conditional
+                else (lambda c: plain_norm(c, norm_kind)))
         self.n1, self.n2 = norm(cin), norm(cout)
         self.c1 = nn.Conv2d(cin, cout, 3, padding=1)
         self.c2 = nn.Conv2d(cout, cout, 3, padding=1)
@@ -143,12 +162,22 @@ class Generator(nn.Module):
     editing: wherever the gate stays closed the image is kept exactly, so an edit is a region
     painted over, not a change spread over every pixel. The gate starts nearly closed
     (sigmoid(:data:`MASK_INIT_BIAS`) ≈ 0.05), so G starts near the identity.
+
+    ``norm`` is ``"batch"`` (the default: conditional batch norm, as in the paper) or ``"layer"``
+    (**our option, not the paper's**): the same scales and shifts from the condition, on features
+    normalised per image over channels and pixels (:func:`plain_norm`). With batch norm, an
+    image's output in training depends on the rest of its batch, and in eval mode on running
+    averages that also average the cycle and reconstruction passes, so the G that explains is
+    not quite the G that trained; with layer norm it is.
     """
 
     def __init__(self, image_shape: tuple[int, int, int], n_concepts: int = 2, widths: tuple[int, ...] = (64, 128),
                  res_blocks: int = 2, cond_dim: int = 64, residual: bool = True,
-                 alpha_logit_eps: float | None = None, skip: bool = False, mask: bool = False) -> None:
+                 alpha_logit_eps: float | None = None, skip: bool = False, mask: bool = False,
+                 norm: str = "batch") -> None:
         super().__init__()
+        if norm not in G_NORMS:
+            raise ValueError(f"the generator's normalisation must be one of {list(G_NORMS)}, got {norm!r}")
         self.residual = residual
         self.skip = skip
         self.mask = mask
@@ -161,10 +190,11 @@ class Generator(nn.Module):
         self.embed = ConditionEmbedding(n_concepts, cond_dim // 2, logit_eps=alpha_logit_eps)
         self.stem = nn.Conv2d(c, widths[0], 3, padding=1)
         chans = [widths[0], *widths]
-        self.down = nn.ModuleList(GBlock(chans[i], chans[i + 1], "down") for i in range(len(widths)))
-        self.mid = nn.ModuleList(GBlock(widths[-1], widths[-1], None, cond_dim) for _ in range(res_blocks))
-        self.up = nn.ModuleList(GBlock(chans[i + 1], chans[i], "up", cond_dim) for i in reversed(range(len(widths))))
-        self.out_norm = ConditionalBatchNorm2d(widths[0], cond_dim)
+        self.down = nn.ModuleList(GBlock(chans[i], chans[i + 1], "down", None, norm) for i in range(len(widths)))
+        self.mid = nn.ModuleList(GBlock(widths[-1], widths[-1], None, cond_dim, norm) for _ in range(res_blocks))
+        self.up = nn.ModuleList(GBlock(chans[i + 1], chans[i], "up", cond_dim, norm)
+                                for i in reversed(range(len(widths))))
+        self.out_norm = ConditionalBatchNorm2d(widths[0], cond_dim, norm)
         self.out = nn.Conv2d(widths[0], c + 1 if mask else c, 3, padding=1)
         if mask:
             with torch.no_grad():
@@ -300,7 +330,7 @@ class ConceptClassifier(nn.Module):
 def build_generator(cfg, image_shape: tuple[int, int, int]) -> Generator:
     """The generator a :class:`~cfx_lib.counterfactual.config.CounterfactualConfig` describes."""
     return Generator(image_shape, cfg.n_concepts, cfg.g_widths, cfg.g_res_blocks, cfg.cond_dim, cfg.g_residual,
-                     alpha_logit_eps=cfg.alpha_logit_eps, skip=cfg.g_skip, mask=cfg.g_mask)
+                     alpha_logit_eps=cfg.alpha_logit_eps, skip=cfg.g_skip, mask=cfg.g_mask, norm=cfg.g_norm)
 
 
 def build_discriminator(cfg, image_shape: tuple[int, int, int]) -> Discriminator:

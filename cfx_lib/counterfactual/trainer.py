@@ -11,7 +11,8 @@ s = φ(x), α ~ U[0, 1], k ~ U{0..K−1}, x_t = G(x, α, k), x_cyc = G(x_t, s, k
   [+ λ_proximity·‖x − x_t‖₁: our addition, off by default]
   [+ λ_edit_rank·edit_rank(x_t − x): our addition, off by default]
   [+ λ_faint·faint_shortfall(contrast(x_t), floor): our addition, off by default; the floor is the
-  contrast of the faintest 1 in 100 real training images].
+  contrast of the faintest 1 in 100 real training images; with ``faint_focus="descent"`` (our
+  option) a mean weighted by the score descent (s − α)₊ asked of each counterfactual].
 With ``score_warmup`` > 0 (our option, off by default) λ_score is 0 for the first ``score_warmup``
 generator iterations.
 
@@ -422,6 +423,11 @@ def train_counterfactual(
         a, b = (channel_gain(v, cfg.concept_jitter, gen) for v in (a, b))
         return run_r(perturb(a, cfg.concept_noise, 0, gen), perturb(b, cfg.concept_noise, 0, gen))
 
+    def faint_weights(s: torch.Tensor, alpha: torch.Tensor) -> torch.Tensor | None:
+        """The erasure guard's weight per counterfactual: None (a plain mean) for ``faint_focus="all"``,
+        the score descent (s − α)₊ asked of it for ``"descent"``."""
+        return (s - alpha).clamp(min=0) if cfg.faint_focus == "descent" else None
+
     log_every = max(1, min(25, cfg.checkpoint_every))
     running: dict[str, float] = {}
     counted = 0
@@ -468,7 +474,7 @@ def train_counterfactual(
         total = w.gan * g_gan + weighed_score + w.rec * rec + w.con * con + w.proximity * proximity
         priors = {}  # our optional terms: logged always, weighed only when on
         for name, term in (("edit_rank", lambda: L.edit_rank(x_t - x)),
-                           ("faint", lambda: L.faint_shortfall(contrast(x_t), floor))):
+                           ("faint", lambda: L.faint_shortfall(contrast(x_t), floor, faint_weights(s, alpha)))):
             weight = getattr(w, name)
             with torch.set_grad_enabled(weight > 0):  # off: logged only, the paper's gradients stay exact
                 priors[name] = term()

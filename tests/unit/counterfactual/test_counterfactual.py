@@ -507,6 +507,53 @@ def test_mask_generator_keeps_the_image_where_its_gate_is_closed_and_paints_wher
     assert loaded.generator.mask and torch.allclose(loaded.generator(x, 0.0, 1), gen(x, 0.0, 1))
 
 
+def test_layer_norm_generator_computes_the_same_function_in_training_and_when_it_explains(tmp_path, toy_data):
+    from cfx_lib.counterfactual.models import build_generator
+
+    with pytest.raises(ValueError, match="g_norm must be one of"):
+        CounterfactualConfig(g_norm="instance")
+    cfg = CounterfactualConfig(**TINY, iterations=2, device="cpu", g_norm="layer")
+    assert "g_norm" in cfg.architecture() and CounterfactualConfig().g_norm == "batch"  # the paper's by default
+    torch.manual_seed(0)
+    x, others = torch.rand(2, 3, 28, 28), torch.rand(6, 3, 28, 28)
+    alpha, k = torch.tensor([0.0, 0.3]), torch.tensor([0, 1])
+
+    def in_batch(gen, companions):  # the first two images' outputs, in training mode, beside companions
+        gen.train()
+        with torch.no_grad():
+            return gen(torch.cat([x, companions]), torch.cat([alpha, torch.rand(len(companions))]),
+                       torch.cat([k, torch.zeros(len(companions), dtype=torch.long)]))[:2]
+
+    def explained(gen):
+        gen.eval()
+        with torch.no_grad():
+            return gen(x, alpha, k)
+
+    batch_g = build_generator(cfg.replace(g_norm="batch"), (3, 28, 28))
+    for m in batch_g.modules():  # non-trivial conditional scales, as after training
+        if isinstance(m, torch.nn.Linear):
+            torch.nn.init.normal_(m.weight, std=0.5)
+    layer_g = build_generator(cfg, (3, 28, 28))
+    layer_g.load_state_dict({k_: v for k_, v in batch_g.state_dict().items()
+                             if "running" not in k_ and "num_batches" not in k_}, strict=False)
+    # batch norm: an image's output depends on its batch, and eval mode gives yet another
+    assert not torch.allclose(in_batch(batch_g, others), in_batch(batch_g, others.flip(1) * 0.5), atol=1e-4)
+    assert not torch.allclose(in_batch(batch_g, others), explained(batch_g), atol=1e-4)
+    # layer norm: one function of the image, α and k
+    assert torch.allclose(in_batch(layer_g, others), in_batch(layer_g, others.flip(1) * 0.5), atol=1e-5)
+    assert torch.allclose(in_batch(layer_g, others), explained(layer_g), atol=1e-5)
+    assert not any(isinstance(m, torch.nn.modules.batchnorm._BatchNorm) for m in layer_g.modules())
+    # it trains, and the option travels with the checkpoint and the explainer
+    result = train_counterfactual(cfg, _toy_detector(), toy_data, out_dir=tmp_path, progress=False)
+    assert result.models.generator.out_norm.bn.num_groups == 1
+    Explainer(Detector("bce", (3, 28, 28)).eval(), result.generator, cfg).save(tmp_path / "explainer.pt")
+    loaded = load_explainer(tmp_path / "explainer.pt")
+    assert torch.allclose(loaded.generator(x, 0.0, 1), result.generator(x, 0.0, 1))
+    with pytest.raises(ValueError, match="another configuration|g_norm"):
+        train_counterfactual(cfg.replace(g_norm="batch", iterations=3), _toy_detector(), toy_data, out_dir=tmp_path,
+                             progress=False)
+
+
 def test_as_batch_accepts_user_formats_and_refuses_wrong_sizes():
     import numpy as np
     from PIL import Image
@@ -797,6 +844,56 @@ def test_faint_shortfall_is_zero_above_the_floor_and_one_for_an_erased_image():
         L.faint_shortfall(contrast(both).view(1, -1), floor)
 
 
+def test_faint_shortfall_weighted_is_the_weighted_mean_of_the_weighed_images():
+    from cfx_lib.metrics.visibility import contrast
+
+    digit = torch.zeros(1, 3, 8, 8)
+    digit[:, 1:, 2:6, 3:5] = 1.0
+    floor = float(contrast(digit)[0])
+    images = torch.cat([digit, digit * 0.5, torch.zeros_like(digit)]).requires_grad_(True)  # shortfall 0, 0.5, 1
+    c = contrast(images)
+    assert L.faint_shortfall(c, floor).item() == pytest.approx(0.5)  # the plain mean
+    assert L.faint_shortfall(c, floor, torch.ones(3)).item() == pytest.approx(0.5)  # equal weights: the same
+    weighted = L.faint_shortfall(c, floor, torch.tensor([0.0, 1.0, 3.0]))
+    assert weighted.item() == pytest.approx((0.5 + 3.0) / 4)
+    weighted.backward()  # an image of weight 0 gets no gradient, however faint
+    assert images.grad[0].abs().sum() == 0 and (images.grad[1] * digit[0]).sum() < 0
+    assert L.faint_shortfall(c, floor, torch.tensor([0.0, 1.0, 0.0])).item() == pytest.approx(0.5)
+    assert L.faint_shortfall(c, floor, torch.zeros(3)).item() == 0  # no edit weighed: nothing to guard
+    with pytest.raises(ValueError, match="non-negative, one per image"):
+        L.faint_shortfall(c, floor, torch.tensor([1.0, -1.0, 1.0]))
+    with pytest.raises(ValueError, match="non-negative, one per image"):
+        L.faint_shortfall(c, floor, torch.ones(2))
+
+
+def test_faint_focus_descent_weighs_each_counterfactual_by_its_score_descent(toy_data, monkeypatch):
+    with pytest.raises(ValueError, match="faint_focus must be one of"):
+        CounterfactualConfig(faint_focus="anomalies")
+    assert CounterfactualConfig().faint_focus == "all"  # the plain mean by default
+    torch.manual_seed(0)
+    det = Detector("bce", (3, 28, 28)).eval()
+    scores = det.score_images(toy_data)
+    alphas, weights = [], []
+    real_alphas, real_shortfall = L.sample_alphas, L.faint_shortfall
+    monkeypatch.setattr(L, "sample_alphas", lambda *a, **kw: alphas.append(real_alphas(*a, **kw)) or alphas[-1])
+    monkeypatch.setattr(L, "faint_shortfall",
+                        lambda c, floor, w=None: weights.append(w) or real_shortfall(c, floor, w))
+    cfg = CounterfactualConfig(**TINY, iterations=1, device="cpu", faint_focus="descent")
+    off = train_counterfactual(cfg, det, toy_data, progress=False).history[0]
+    w, alpha = weights[-1].cpu(), alphas[-1]  # the generator step's draw is the iteration's last
+    assert w.shape == (8,) and (w >= 0).all() and (w > 0).any() and (w == 0).any()
+    # each weight is the batch image's own score minus α, or 0 where α lies above that score
+    descended = w > 0
+    assert ((w + alpha)[descended, None] - scores[None, :]).abs().min(1).values.max() < 1e-5
+    assert ((alpha[~descended, None] - scores[None, :]) >= -1e-6).any(1).all()
+    plain = train_counterfactual(cfg.replace(faint_focus="all"), det, toy_data, progress=False).history[0]
+    assert weights[-1] is None and plain["faint"] != off["faint"]  # "all" is the plain mean
+    on = train_counterfactual(cfg.replace(weights={"faint": 3.0}), det, toy_data, progress=False).history[0]
+    # no random draw of its own: the same step, plus the weighted term
+    assert [on[key] for key in ("d_loss", "score", "rec", "faint")] == [off[key] for key in ("d_loss", "score", "rec", "faint")]
+    assert on["total"] == pytest.approx(off["total"] + 3.0 * off["faint"], rel=1e-5)
+
+
 def test_the_erasure_guard_refuses_data_without_contrast(toy_data):
     flat = torch.full((64, *toy_data.shape[1:]), 0.5)
     cfg = CounterfactualConfig(**TINY, iterations=1, device="cpu", weights={"faint": 1.0})
@@ -887,3 +984,38 @@ def test_edit_input_of_r_trains_and_travels_with_the_explainer(tmp_path, toy_dat
     x, y = toy_data[:3], toy_data[3:6]
     assert loaded.concept_classifier.input == "edit"
     assert torch.allclose(loaded.concept_classifier(x, y), r(x, y))
+
+
+def test_standing_statistics_are_the_statistics_of_the_batches_drawn_and_in_batch_reads_training_mode():
+    from cfx_lib.counterfactual import InBatchGenerator, standing_statistics
+    from cfx_lib.counterfactual.models import build_generator
+
+    torch.manual_seed(0)
+    cfg = CounterfactualConfig(**{**TINY, "batch_size": 64}, device="cpu")
+    g = build_generator(cfg, (3, 28, 28))  # at initialisation α and k do not move the features (γ = β = 0)
+    image = torch.rand(1, 3, 28, 28)
+    images = image.expand(64, -1, -1, -1).clone()  # every batch drawn is this image 64 times
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    standing = standing_statistics(g, images, cfg, batches=3)
+    assert all(torch.equal(v, g.state_dict()[k]) for k, v in before.items())  # G itself is left alone
+    g.train()
+    with torch.no_grad():
+        trained = g(images, torch.zeros(64), torch.zeros(64, dtype=torch.long))[:1]
+    # eval mode with standing statistics of batches of this image = training mode on such a batch
+    # (up to running_var's unbiased estimate)
+    assert not standing.training
+    assert torch.allclose(standing(image, 0.0, 0), trained, atol=1e-3)
+    g.eval()
+    assert not torch.allclose(g(image, 0.0, 0), trained, atol=1e-2)  # fresh running averages are not
+    # in-batch: training mode beside training images, deterministic given its seed, G's averages untouched
+    x = torch.rand(5, 3, 28, 28)
+    before = {k: v.clone() for k, v in g.state_dict().items()}
+    reads = [InBatchGenerator(g, images, cfg, per_batch=2, seed=1)(x, 0.0, 1) for _ in range(2)]
+    assert reads[0].shape == x.shape and torch.equal(reads[0], reads[1])
+    assert all(torch.equal(v, g.state_dict()[k]) for k, v in before.items())
+    layer = build_generator(cfg.replace(g_norm="layer"), (3, 28, 28)).eval()
+    assert torch.allclose(InBatchGenerator(layer, images, cfg, per_batch=2)(x, 0.0, 1), layer(x, 0.0, 1), atol=1e-5)
+    with pytest.raises(ValueError, match="no batch norm"):
+        standing_statistics(layer, images, cfg)
+    with pytest.raises(ValueError, match="per_batch"):
+        InBatchGenerator(g, images, cfg, per_batch=65)

@@ -1,0 +1,101 @@
+"""The generator that explains against the generator that trained: batch norm's two modes.
+
+With batch norm (``CounterfactualConfig.g_norm="batch"``, the paper's) G normalises its features by
+the statistics of the batch in training, so each counterfactual the losses saw depended on the
+other images of its batch, and by running averages in eval mode, when it explains. Those averages
+are updated by every training pass of G, the cycle G(x_t, s, k) and the reconstruction G(x, s, k)
+as well as G(x, α, k), so they are not quite the statistics of any batch the counterfactuals were
+drawn in. Two readings of a trained G tell how much this matters for a run:
+
+- :func:`standing_statistics`: a copy of G whose running averages are recomputed as a plain average
+  over batches drawn as training draws them for G(x, α, k) ("standing statistics", BigGAN's
+  practice);
+- :class:`InBatchGenerator`: G in training mode, each image explained inside a batch of training
+  images at α and k drawn as in training, i.e. as the losses saw it.
+
+``benchmarks/bench_bn_modes.py`` compares the three readings of a checkpoint (docs/experiments.md,
+"Session 45"). A generator with ``g_norm="layer"`` computes one function in every mode.
+"""
+
+from __future__ import annotations
+
+import copy
+
+import torch
+from torch import nn
+
+from . import losses as L
+from .config import CounterfactualConfig
+from .models import Generator
+
+
+def _batch_norms(generator: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
+    return [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+def _training_draw(images: torch.Tensor, n: int, cfg: CounterfactualConfig,
+                   gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``n`` training images with α and k drawn as the trainer draws them for G(x, α, k) (α over the whole
+    range: ``alpha_range="below_score"`` would cap it at each image's score, which needs the detector)."""
+    idx = torch.randint(len(images), (n,), generator=gen)
+    alpha = L.sample_alphas(n, gen, space=cfg.score_space,
+                            eps=float(cfg.score_eps) if cfg.score_space == "logit" else L.DEFAULT_SCORE_EPS)
+    return images[idx], alpha, torch.randint(cfg.n_concepts, (n,), generator=gen)
+
+
+def standing_statistics(generator: Generator, images: torch.Tensor, cfg: CounterfactualConfig, batches: int = 200,
+                        seed: int = 0) -> Generator:
+    """A copy of ``generator`` in eval mode whose batch-norm running averages are the plain average
+    over ``batches`` batches of ``cfg.batch_size`` training ``images`` at α and k drawn as in training
+    (seeded by ``seed``); ``generator`` itself is left as it was."""
+    if not _batch_norms(generator):
+        raise ValueError("this generator has no batch norm (g_norm='layer'?): it has no running statistics to recompute")
+    if batches < 1:
+        raise ValueError(f"batches must be >= 1, got {batches}")
+    cfg.check_resolved()
+    standing = copy.deepcopy(generator)
+    for bn in _batch_norms(standing):
+        bn.reset_running_stats()
+        bn.momentum = None  # a cumulative (plain) average over the batches below
+    device = next(standing.parameters()).device
+    gen = torch.Generator().manual_seed(seed)
+    standing.train()
+    with torch.no_grad():
+        for _ in range(batches):
+            x, alpha, k = _training_draw(images, cfg.batch_size, cfg, gen)
+            standing(x.to(device), alpha.to(device), k.to(device))
+    for bn in _batch_norms(standing):
+        bn.momentum = 0.1  # nn.BatchNorm2d's default again, should anyone train the copy on
+    return standing.eval()
+
+
+class InBatchGenerator(nn.Module):
+    """``generator`` as the training losses saw it: in training mode (batch statistics), each chunk of
+    ``per_batch`` images explained inside a batch of ``cfg.batch_size`` filled up with training
+    ``images`` at α and k drawn as in training (seeded by ``seed``). Works on a copy, so the
+    running averages of ``generator`` are not touched. A diagnostic: an image's counterfactual depends
+    on the draw of its companions, so this is no way to explain one image."""
+
+    def __init__(self, generator: Generator, images: torch.Tensor, cfg: CounterfactualConfig, per_batch: int = 8,
+                 seed: int = 0) -> None:
+        super().__init__()
+        if not 1 <= per_batch <= cfg.batch_size:
+            raise ValueError(f"per_batch must be in 1..batch_size ({cfg.batch_size}), got {per_batch}")
+        cfg.check_resolved()
+        self.generator = copy.deepcopy(generator)
+        self.images, self.cfg, self.per_batch = images, cfg, per_batch
+        self.image_shape, self.n_concepts = generator.image_shape, generator.n_concepts
+        self._gen = torch.Generator().manual_seed(seed)
+
+    def forward(self, x: torch.Tensor, alpha: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
+        alpha = torch.as_tensor(alpha, dtype=x.dtype).expand(len(x)) if not torch.is_tensor(alpha) or alpha.ndim == 0 else alpha
+        k = torch.as_tensor(k, dtype=torch.long).expand(len(x)) if not torch.is_tensor(k) or k.ndim == 0 else k
+        self.generator.train()
+        fill, out = self.cfg.batch_size - self.per_batch, []
+        for i in range(0, len(x), self.per_batch):
+            xi, ai, ki = x[i : i + self.per_batch], alpha[i : i + self.per_batch], k[i : i + self.per_batch]
+            xf, af, kf = _training_draw(self.images, fill, self.cfg, self._gen)
+            y = self.generator(torch.cat([xi, xf.to(x.device)]), torch.cat([ai.to(x.device), af.to(x.device)]),
+                               torch.cat([ki.to(x.device), kf.to(x.device)]))
+            out.append(y[: len(xi)])
+        return torch.cat(out)

@@ -230,9 +230,17 @@ _QUICK_CF = dict(g_widths=(32, 64), g_res_blocks=1, d_widths=(32, 64, 64), r_wid
 # CPU: oracle-normal 0.859 ± 0.086 against 0.712 ± 0.150, purity 0.671 ± 0.025 against 0.528 ± 0.142, both
 # higher on every pair, but R 0.759 and 0.832 on two pairs and no digit concept. Under HSC-OE (session 44, generator
 # seed 1, paired controls) worse on both whole seeds: oracle-normal 0.684 / 0.840 -> 0.638 / 0.421, purity 0.443 /
-# 0.616 -> 0.345 / 0.393, R 0.659 / 0.505, both concepts erasing or breaking the anomalies into fragments (the
-# erasure guard, averaged over every image and α, does not stop it); under DSVDD (whole seed 2) 0.475 -> 0.518, purity
-# 0.638 -> 0.430. So they stay off: the profile explains all three detectors with one set of settings.
+# 0.616 -> 0.345 / 0.393, R 0.659 / 0.505, both concepts erasing or breaking the anomalies into fragments as they
+# explain (in eval mode: in their training batches faint 0.097 / 0.056 against 0.497 / 0.593, session 45); under
+# DSVDD (whole seed 2) 0.475 -> 0.518, purity 0.638 -> 0.430. So they stay off: the profile explains all three
+# detectors with one set of settings.
+# The erasure guard weighed by the score descent asked (faint_focus "descent", session 45; docs/experiments.md,
+# "Session 45"): beside the other three cue removers under HSC-OE, generator seed 1, oracle-normal 0.421 / 0.638 ->
+# 0.163 / 0.436 (whole seeds 0 / 2); alone (faint 100) on whole seed 0 0.840 -> 0.757, faint 0.207 -> 0.070, purity
+# 0.616 -> 0.661. So it stays off.
+# A generator with layer norm instead of batch norm (g_norm "layer", session 45): one function in training and when
+# it explains; four pairs (BCE-OE whole seeds 2 / 0 at generator seed 1, 2 at 0; HSC-OE 0 at 1) 0.725 ± 0.160 ->
+# 0.557 ± 0.184, lower on three, purity +0.004 ± 0.112. So it stays off.
 _CF_28 = {"g_skip": True, "cycle_noise": 0.1}
 _QUICK_CF_28 = {**_QUICK_CF, **_CF_28, "score_shift": 4, "iterations": 900}
 

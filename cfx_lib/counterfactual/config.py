@@ -119,7 +119,9 @@ class CounterfactualConfig:
             in training and when it explains. Why: with batch norm the α = 0 counterfactuals that
             explain (eval mode, running averages) and the ones G trained on (batch statistics)
             differed widely; under HSC-OE with the four cue removers 0.59 of the former were faint
-            and 0.06 of the latter (docs/experiments.md, "Session 45").
+            and 0.06 of the latter (docs/experiments.md, "Session 45"). Over four paired runs
+            (BCE-OE, HSC-OE) it lowered the oracle-normal share on three (0.725 ± 0.160 → 0.557 ±
+            0.184) and left purity where it was, so no profile turns it on.
         d_widths: channels of the discriminator's down-sampling blocks.
         r_widths: channels of the concept classifier's down-sampling blocks.
         r_input: what the concept classifier R reads: ``"pair"`` (the default, the paper's) the
@@ -206,7 +208,10 @@ class CounterfactualConfig:
             so the guard is the mean shortfall of the edits that make anomalies normal. Why: under
             HSC-OE, beside the gate, ``edit_rank`` and ``concept_jitter``, both concepts erased
             anomalies to fragments with ``faint`` 100 on, while the logged guard stayed at
-            0.001-0.002 (docs/experiments.md, "Session 44").
+            0.001-0.002 (docs/experiments.md, "Session 44"). Beside those three it made both HSC-OE
+            pairs worse (oracle-normal 0.421 / 0.638 → 0.163 / 0.436); the fragments had been
+            batch norm's eval mode, not training (docs/experiments.md, "Session 45"), so no profile
+            turns it on.
         score_space: ``"probability"`` (the default, the paper's): α ~ U[0, 1] and the score loss
             is the BCE between α and φ. ``"logit"``: α is drawn uniformly in logit between
             logit(score_eps) and logit(1 − score_eps), G and D embed logit(α), and the score loss is

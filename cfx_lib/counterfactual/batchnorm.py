@@ -26,7 +26,7 @@ from torch import nn
 
 from . import losses as L
 from .config import CounterfactualConfig
-from .models import Generator
+from .models import Generator, per_image
 
 
 def _batch_norms(generator: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
@@ -38,8 +38,7 @@ def _training_draw(images: torch.Tensor, n: int, cfg: CounterfactualConfig,
     """``n`` training images with α and k drawn as the trainer draws them for G(x, α, k) (α over the whole
     range: ``alpha_range="below_score"`` would cap it at each image's score, which needs the detector)."""
     idx = torch.randint(len(images), (n,), generator=gen)
-    alpha = L.sample_alphas(n, gen, space=cfg.score_space,
-                            eps=float(cfg.score_eps) if cfg.score_space == "logit" else L.DEFAULT_SCORE_EPS)
+    alpha = L.sample_alphas(n, gen, space=cfg.score_space, eps=cfg.score_eps)  # as the trainer draws them
     return images[idx], alpha, torch.randint(cfg.n_concepts, (n,), generator=gen)
 
 
@@ -54,6 +53,7 @@ def standing_statistics(generator: Generator, images: torch.Tensor, cfg: Counter
         raise ValueError(f"batches must be >= 1, got {batches}")
     cfg.check_resolved()
     standing = copy.deepcopy(generator)
+    momenta = [bn.momentum for bn in _batch_norms(standing)]
     for bn in _batch_norms(standing):
         bn.reset_running_stats()
         bn.momentum = None  # a cumulative (plain) average over the batches below
@@ -64,8 +64,8 @@ def standing_statistics(generator: Generator, images: torch.Tensor, cfg: Counter
         for _ in range(batches):
             x, alpha, k = _training_draw(images, cfg.batch_size, cfg, gen)
             standing(x.to(device), alpha.to(device), k.to(device))
-    for bn in _batch_norms(standing):
-        bn.momentum = 0.1  # nn.BatchNorm2d's default again, should anyone train the copy on
+    for bn, momentum in zip(_batch_norms(standing), momenta):
+        bn.momentum = momentum  # G's own again, should anyone train the copy on
     return standing.eval()
 
 
@@ -88,8 +88,7 @@ class InBatchGenerator(nn.Module):
         self._gen = torch.Generator().manual_seed(seed)
 
     def forward(self, x: torch.Tensor, alpha: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
-        alpha = torch.as_tensor(alpha, dtype=x.dtype).expand(len(x)) if not torch.is_tensor(alpha) or alpha.ndim == 0 else alpha
-        k = torch.as_tensor(k, dtype=torch.long).expand(len(x)) if not torch.is_tensor(k) or k.ndim == 0 else k
+        alpha, k = per_image(x, alpha, k)
         self.generator.train()
         fill, out = self.cfg.batch_size - self.per_batch, []
         for i in range(0, len(x), self.per_batch):

@@ -139,6 +139,13 @@ RESIDUAL_EPS = 0.01
 MASK_INIT_BIAS = -3.0
 
 
+def per_image(x: torch.Tensor, alpha: float | torch.Tensor, k: int | torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """α and k as one value per image of ``x``: a number or a 0-d tensor is repeated, a vector is kept."""
+    alpha = torch.as_tensor(alpha, dtype=x.dtype, device=x.device).expand(len(x)) if not torch.is_tensor(alpha) or alpha.ndim == 0 else alpha
+    k = torch.as_tensor(k, dtype=torch.long, device=x.device).expand(len(x)) if not torch.is_tensor(k) or k.ndim == 0 else k
+    return alpha, k
+
+
 class Generator(nn.Module):
     """G(x, α, k): images (B, C, H, W) in [0, 1], target scores α (B,) in [0, 1], concepts
     k (B,) in {0..K−1} → images (B, C, H, W) in [0, 1].
@@ -202,8 +209,7 @@ class Generator(nn.Module):
 
     def forward(self, x: torch.Tensor, alpha: torch.Tensor, k: torch.Tensor) -> torch.Tensor:
         check_images(x, self.image_shape)
-        alpha = torch.as_tensor(alpha, dtype=x.dtype, device=x.device).expand(len(x)) if not torch.is_tensor(alpha) or alpha.ndim == 0 else alpha
-        k = torch.as_tensor(k, dtype=torch.long, device=x.device).expand(len(x)) if not torch.is_tensor(k) or k.ndim == 0 else k
+        alpha, k = per_image(x, alpha, k)
         if len(alpha) != len(x) or len(k) != len(x):
             raise ValueError(f"alpha and k need one value per image ({len(x)}), got {len(alpha)} and {len(k)}")
         if (k < 0).any() or (k >= self.n_concepts).any():

@@ -37,27 +37,21 @@ the counts it finished.
 
 import argparse
 import json
-import os
 import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from cfx_lib.config import get_profile
-from cfx_lib.counterfactual import Explainer, calibrate_score_eps, train_counterfactual, warm_start
+from cfx_lib.counterfactual import calibrate_score_eps, train_counterfactual, warm_start
 from cfx_lib.counterfactual.trainer import LAST
-from cfx_lib.data import load_dataset
-from cfx_lib.data.registry import make_setup
 from cfx_lib.io import write_json
 from cfx_lib.metrics import ORACLE_DETECTOR as ORACLE
-from cfx_lib.metrics import (
-    OracleDetector, changed_factors, concept_purity, counterfactual_metrics, default_oracle_path, faint_threshold,
-    load_or_train_oracle, normal_values_of, route_table,
-)
-from cfx_lib.notebook import NotebookRun, environment, obtain_detector, run_id
-from cfx_lib.paths import default_data_root, default_results_root, find_repo_root
+from cfx_lib.metrics import OracleDetector, faint_threshold, load_or_train_oracle, normal_values_of, route_table
+from cfx_lib.notebook import environment
 from cfx_lib.viz import save_figure
+
+from _study import Judge, open_study
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--profile", default="quick")
@@ -83,17 +77,12 @@ if args.iterations != sorted(set(args.iterations)) or args.iterations[0] < 1:
 if args.warm_start and not args.out:
     parser.error("--warm-start needs --out, the folder its copy is continued in")
 
-if args.results_root:  # the notebooks' results tree, also where obtain_detector looks
-    os.environ["CFX_RESULTS_ROOT"] = args.results_root
-profile = get_profile(args.profile)
-root = default_results_root()
-train = load_dataset(args.dataset, "train", seed=args.seed, **profile.dataset_kwargs(args.dataset, "train"))
-test = load_dataset(args.dataset, "test", seed=args.seed, **profile.dataset_kwargs(args.dataset, "test"))
+study = open_study(args.profile, args.dataset, args.seed, args.results_root)  # the notebooks' results tree
+profile, root, train, test, setup = study.profile, study.root, study.train, study.test, study.setup
 if not train.factors:
     parser.error(f"{args.dataset} has no ground-truth factors, so there is no oracle to judge by")
 size = train.image_shape[-1]
 out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="cfx-cf-curve-"))
-setup = make_setup(args.dataset)
 if args.detector == ORACLE:
     # a diagnostic (cfx_lib.metrics.OracleDetector): φ read by a second oracle, trained with another seed
     # than the one that judges the counterfactuals below
@@ -105,16 +94,11 @@ if args.detector == ORACLE:
     detector, detector_source = OracleDetector(reader, normal_values_of(setup), min_contrast), out / "oracle_detector.pt"
 else:
     # notebook 02's detector of the run, else one trained now like notebook 03 would (same OE draw)
-    context = NotebookRun(repo=find_repo_root(), profile=profile, out_dir=out, params={}, data_root=default_data_root())
-    detector, detector_source = obtain_detector(context, args.dataset, None, args.detector, args.seed, train,
-                                               checkpoint=args.detector_checkpoint)
+    detector, detector_source = study.detector(args.detector, checkpoint=args.detector_checkpoint, out_dir=out)
 print("detector:", detector_source)
-run = run_id(args.dataset, None, args.seed, args.detector)
-oracle = load_or_train_oracle(default_oracle_path(profile.name, args.dataset, args.seed, root), train, test,
-                              epochs=profile.oracle_epochs, seed=args.seed).oracle
-anomalies = test.anomalous.images
-normal_scores = detector.score_images(test.normal.images)
-faint_below = faint_threshold(test.images)  # less contrast than 99% of real test images: see cfx_lib.metrics.visibility
+run = study.run(args.detector)
+oracle = study.oracle()
+judge = Judge(study, detector, oracle)
 
 # the score clip is resolved once: it depends on the detector, not on the iteration count
 base_cfg = calibrate_score_eps(profile.counterfactual_config(size, **{"seed": args.seed, **args.options}), detector,
@@ -156,19 +140,9 @@ for iterations in args.iterations:
     cfg = base_cfg.replace(iterations=iterations)
     result = train_counterfactual(cfg, detector, train.images, out_dir=out, progress=True,
                                   sample_images=shown.images if len(shown) else None)
-    explainer = Explainer(detector, result.generator, cfg, concept_classifier=result.models.concept_classifier)
-    explanation = explainer.explain(anomalies)
-    m = counterfactual_metrics(explanation, normal_scores, oracle, setup, explainer.concept_classifier, faint_below)
-    changes = changed_factors(oracle, anomalies, explanation.counterfactuals)
-    purity, dominant = concept_purity(changes)
-    routes = route_table(oracle, setup, test.anomalous, explanation.counterfactuals, changes, faint_below)
-    row = {"iterations": iterations, "train_minutes": result.train_seconds / 60,
-           **{k: m[k] for k in ("oracle_normal", "oracle_normal_visible", "faint_share", "median_cf_score",
-                                "normality_auroc", "concept_acc")},
-           **{f"{key}_k{k + 1}": m[f"{key}_k{k + 1}"] for key in ("oracle_normal", "oracle_normal_visible", "faint_share")
-              for k in range(cfg.n_concepts)},
-           "purity": sum(purity) / len(purity), "dominant_factors": dominant,
-           "anomalies_phi_normal": m["anomaly_normal_share"], "routes": routes}
+    judged, explanation, changes = judge(result.generator, cfg, result.models.concept_classifier)
+    routes = route_table(oracle, setup, test.anomalous, explanation.counterfactuals, changes, judge.faint_below)
+    row = {"iterations": iterations, "train_minutes": result.train_seconds / 60, **judged, "routes": routes}
     rows.append(row)
     print({k: (round(v, 3) if isinstance(v, float) else v) for k, v in row.items() if k != "routes"})
     print(pd.DataFrame(routes).pivot_table(index=["grouped by", "value"], columns="concept", aggfunc="first",

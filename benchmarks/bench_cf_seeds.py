@@ -34,14 +34,12 @@ import matplotlib.pyplot as plt
 import pandas as pd
 from tqdm import tqdm
 
-from cfx_lib.config import get_profile
-from cfx_lib.data import load_dataset
 from cfx_lib.io import read_json, write_json
 from cfx_lib.metrics import ORACLE_DETECTOR as ORACLE
-from cfx_lib.metrics import default_oracle_path, load_or_train_oracle, paired_gain, seed_summary
-from cfx_lib.notebook import NotebookRun, obtain_detector, run_id
-from cfx_lib.paths import default_data_root, default_results_root, find_repo_root
+from cfx_lib.metrics import load_or_train_oracle, paired_gain, seed_summary
 from cfx_lib.viz import save_figure
+
+from _study import open_study
 
 CURVE = Path(__file__).with_name("bench_cf_curve.py")
 COMPARED = ("oracle_normal", "purity")
@@ -74,30 +72,24 @@ if "seed" in args.options:
     parser.error("--options may not set the generator's seed: --generator-seeds does")
 baseline = read_json(args.compare) if args.compare else None  # read first: a wrong path fails before training
 
-if args.results_root:
-    os.environ["CFX_RESULTS_ROOT"] = args.results_root
-profile = get_profile(args.profile)
-root = default_results_root()
+study = open_study(args.profile, args.dataset, args.seed, args.results_root)
+profile, root, train, test = study.profile, study.root, study.train, study.test
 out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="cfx-cf-seeds-"))
 out.mkdir(parents=True, exist_ok=True)
-run = run_id(args.dataset, None, args.seed, args.detector)
+run = study.run(args.detector)
 
 # the detector and the oracle once, before the seeds start, so that they share them (and do not race to train them)
-train = load_dataset(args.dataset, "train", seed=args.seed, **profile.dataset_kwargs(args.dataset, "train"))
-test = load_dataset(args.dataset, "test", seed=args.seed, **profile.dataset_kwargs(args.dataset, "test"))
 if args.detector == ORACLE:  # bench_cf_curve.py's diagnostic detector: its oracle once, copied to every seed
     if args.detector_checkpoint or args.detector_options:
         parser.error("--detector oracle builds its detector; it takes no --detector-checkpoint or --detector-options")
     detector_path = out / "oracle_detector.pt"
     load_or_train_oracle(detector_path, train, test, epochs=profile.oracle_epochs, seed=args.seed + 1)
 else:
-    context = NotebookRun(repo=find_repo_root(), profile=profile, out_dir=out, params={}, data_root=default_data_root())
-    _, source = obtain_detector(context, args.dataset, None, args.detector, args.seed, train,
-                                checkpoint=args.detector_checkpoint, options=args.detector_options)
+    _, source = study.detector(args.detector, checkpoint=args.detector_checkpoint, out_dir=out,
+                               options=args.detector_options)
     detector_path = Path(source) if Path(source).is_file() else out / "detector" / "detector.pt"
 print("detector:", detector_path)
-load_or_train_oracle(default_oracle_path(profile.name, args.dataset, args.seed, root), train, test,
-                     epochs=profile.oracle_epochs, seed=args.seed)
+study.oracle()
 
 
 def seed_tag(seed: int) -> str:

@@ -19,20 +19,17 @@ detector is notebook 02's of the run, else ``--detector-checkpoint``, else one t
 
 import argparse
 import json
-import os
 import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 
-from cfx_lib.config import get_profile
-from cfx_lib.data import load_dataset
 from cfx_lib.io import write_json
 from cfx_lib.metrics import shift_probe
-from cfx_lib.notebook import NotebookRun, obtain_detector, run_id
-from cfx_lib.paths import default_data_root, default_results_root, find_repo_root
 from cfx_lib.viz import save_figure
+
+from _study import open_study
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--profile", default="quick")
@@ -51,19 +48,15 @@ args = parser.parse_args()
 if min(args.shifts) < 0 or args.noise < 0:
     parser.error("--shifts and --noise must be >= 0")
 
-if args.results_root:
-    os.environ["CFX_RESULTS_ROOT"] = args.results_root
-profile = get_profile(args.profile)
-root = default_results_root()
-train = load_dataset(args.dataset, "train", seed=args.seed, **profile.dataset_kwargs(args.dataset, "train"))
+study = open_study(args.profile, args.dataset, args.seed, args.results_root)
+profile, root, train = study.profile, study.root, study.train
 if args.group_by not in train.factors:
     parser.error(f"{args.dataset} has no factor {args.group_by!r}; factors: {list(train.factors) or 'none'}")
 out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="cfx-phi-reading-"))
-context = NotebookRun(repo=find_repo_root(), profile=profile, out_dir=out, params={}, data_root=default_data_root())
-detector, source = obtain_detector(context, args.dataset, None, args.detector, args.seed, train,
-                                   checkpoint=args.detector_checkpoint, options=args.detector_options)
+detector, source = study.detector(args.detector, checkpoint=args.detector_checkpoint, out_dir=out,
+                                  options=args.detector_options)
 print("detector:", source)
-run = run_id(args.dataset, None, args.seed, args.detector)
+run = study.run(args.detector)
 
 normal = train.normal
 values = normal.factor_values[args.group_by]

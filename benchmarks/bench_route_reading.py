@@ -26,27 +26,20 @@ and ``.png`` (share refused as the loss reads them, per source, concept and rout
 """
 
 import argparse
-import os
-import tempfile
 from pathlib import Path
 
 import matplotlib.pyplot as plt
 import pandas as pd
 import torch
 
-from cfx_lib.config import get_profile
 from cfx_lib.counterfactual import generate, load_training_checkpoint
-from cfx_lib.data import load_dataset
 from cfx_lib.data.colored_mnist import PALETTE
-from cfx_lib.data.registry import make_setup
 from cfx_lib.io import write_json, write_text
-from cfx_lib.metrics import (
-    default_oracle_path, load_or_train_oracle, normal_values_of, recolor, redraw, route_reading,
-    single_factor_routes,
-)
-from cfx_lib.notebook import NotebookRun, environment, obtain_detector
-from cfx_lib.paths import default_data_root, default_results_root, find_repo_root
+from cfx_lib.metrics import normal_values_of, recolor, redraw, route_reading, single_factor_routes
+from cfx_lib.notebook import environment
 from cfx_lib.viz import save_figure
+
+from _study import open_study
 
 parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
 parser.add_argument("--profile", default="quick")
@@ -66,20 +59,11 @@ missing = [p for p in args.checkpoints if not Path(p).is_file()]
 if missing:
     parser.error(f"no checkpoint at {', '.join(missing)}")
 
-if args.results_root:
-    os.environ["CFX_RESULTS_ROOT"] = args.results_root
-profile = get_profile(args.profile)
-root = default_results_root()
-train = load_dataset(args.dataset, "train", seed=args.seed, **profile.dataset_kwargs(args.dataset, "train"))
-test = load_dataset(args.dataset, "test", seed=args.seed, **profile.dataset_kwargs(args.dataset, "test"))
-setup = make_setup(args.dataset)
-reading = profile.counterfactual_config(train.image_shape[-1])  # the score loss's shifts and noise
-context = NotebookRun(repo=find_repo_root(), profile=profile, out_dir=Path(tempfile.mkdtemp(prefix="cfx-route-reading-")),
-                      params={}, data_root=default_data_root())
-detectors = {kind: obtain_detector(context, args.dataset, None, kind, args.seed, train)[0].eval()
-             for kind in args.detectors}
-oracle = load_or_train_oracle(default_oracle_path(profile.name, args.dataset, args.seed, root), train, test,
-                              epochs=profile.oracle_epochs, seed=args.seed).oracle
+study = open_study(args.profile, args.dataset, args.seed, args.results_root)
+profile, root, test, setup = study.profile, study.root, study.test, study.setup
+reading = profile.counterfactual_config(study.train.image_shape[-1])  # the score loss's shifts and noise
+detectors = {kind: study.detector(kind)[0].eval() for kind in args.detectors}
+oracle = study.oracle()
 normal_values = normal_values_of(setup)
 anomalies = test.anomalous.images
 

@@ -13,6 +13,9 @@ drawn in. Two readings of a trained G tell how much this matters for a run:
 - :class:`InBatchGenerator`: G in training mode, each image explained inside a batch of training
   images at α and k drawn as in training, i.e. as the losses saw it.
 
+:func:`running_stats_frozen` keeps a pass from updating the averages; the trainer uses it for the cycle
+and reconstruction passes when ``CounterfactualConfig.g_running_stats="transform"``.
+
 ``benchmarks/bench_bn_modes.py`` compares the three readings of a checkpoint (docs/experiments.md,
 "Session 45"). A generator with ``g_norm="layer"`` computes one function in every mode.
 """
@@ -20,6 +23,8 @@ drawn in. Two readings of a trained G tell how much this matters for a run:
 from __future__ import annotations
 
 import copy
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import torch
 from torch import nn
@@ -31,6 +36,23 @@ from .models import Generator, per_image
 
 def _batch_norms(generator: nn.Module) -> list[nn.modules.batchnorm._BatchNorm]:
     return [m for m in generator.modules() if isinstance(m, nn.modules.batchnorm._BatchNorm)]
+
+
+@contextmanager
+def running_stats_frozen(generator: nn.Module, frozen: bool = True) -> Iterator[None]:
+    """Within the block, training-mode passes of ``generator`` normalise by their batch's statistics as
+    always but leave the batch norms' running averages (and batch counts) as they were; nothing
+    changes when ``frozen`` is False or G has no batch norm. The averages are restored to being
+    updated on leaving, also after an error."""
+    norms = _batch_norms(generator) if frozen else []
+    tracked = [bn.track_running_stats for bn in norms]
+    for bn in norms:
+        bn.track_running_stats = False  # in training mode: batch statistics, running buffers not passed on
+    try:
+        yield
+    finally:
+        for bn, was in zip(norms, tracked):
+            bn.track_running_stats = was
 
 
 def _training_draw(images: torch.Tensor, n: int, cfg: CounterfactualConfig,

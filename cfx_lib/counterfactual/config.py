@@ -17,6 +17,8 @@ from .models import G_NORMS, R_INPUTS
 #: image's own score.
 ALPHA_RANGES = ("full", "below_score")
 FAINT_FOCUSES = ("all", "descent")
+#: which training passes of G update its batch norms' running averages (``CounterfactualConfig.g_running_stats``)
+G_RUNNING_STATS = ("all", "transform")
 #: ``CounterfactualConfig.precision`` values: of the training forward passes; losses stay float32.
 PRECISIONS = ("float32", "bfloat16")
 #: ``score_eps`` value that takes the clip from the detector's scores of normal training images.
@@ -122,6 +124,17 @@ class CounterfactualConfig:
             and 0.06 of the latter (docs/experiments.md, "Session 45"). Over four paired runs
             (BCE-OE, HSC-OE) it lowered the oracle-normal share on three (0.725 ± 0.160 → 0.557 ±
             0.184) and left purity where it was, so no profile turns it on.
+        g_running_stats: which training passes of G update its batch norms' running averages, the
+            statistics G normalises by when it explains (eval mode). ``"all"`` (the default, PyTorch's
+            and the paper's): every pass, the transform G(x, α, k) and also the cycle G(x_t, s, k) and
+            the reconstruction G(x, s, k). ``"transform"`` (**our option, not the paper's**): only the
+            transform passes (the discriminator step's and the generator step's), so the averages
+            describe the batches the counterfactuals were drawn in. Training itself is unchanged
+            (training mode normalises by each batch's own statistics, so losses and weights are the
+            same draw for draw); only the explaining generator differs. Why: the explaining G and the
+            G the losses saw differ (docs/experiments.md, "Session 45"), partly because the averages
+            mix the three kinds of pass. No effect with ``g_norm="layer"``, which has no running
+            averages.
         d_widths: channels of the discriminator's down-sampling blocks.
         r_widths: channels of the concept classifier's down-sampling blocks.
         r_input: what the concept classifier R reads: ``"pair"`` (the default, the paper's) the
@@ -274,6 +287,7 @@ class CounterfactualConfig:
     g_skip: bool = False
     g_mask: bool = False
     g_norm: str = "batch"
+    g_running_stats: str = "all"
     d_widths: tuple[int, ...] = (64, 128, 128)
     r_widths: tuple[int, ...] = (64, 128)
     r_input: str = "pair"
@@ -338,18 +352,11 @@ class CounterfactualConfig:
             if not _is_number(value) or not value >= 0 or (below is not None and not value < below):
                 raise ValueError(f"{key} must be a number >= 0{'' if below is None else f' and < {below}'}, "
                                  f"got {value!r}")
-        if self.r_input not in R_INPUTS:
-            raise ValueError(f"r_input must be one of {list(R_INPUTS)}, got {self.r_input!r}")
-        if self.g_norm not in G_NORMS:
-            raise ValueError(f"g_norm must be one of {list(G_NORMS)}, got {self.g_norm!r}")
-        if self.faint_focus not in FAINT_FOCUSES:
-            raise ValueError(f"faint_focus must be one of {list(FAINT_FOCUSES)}, got {self.faint_focus!r}")
-        if self.precision not in PRECISIONS:
-            raise ValueError(f"precision must be one of {list(PRECISIONS)}, got {self.precision!r}")
-        if self.alpha_range not in ALPHA_RANGES:
-            raise ValueError(f"alpha_range must be one of {list(ALPHA_RANGES)}, got {self.alpha_range!r}")
-        if self.score_space not in SCORE_SPACES:
-            raise ValueError(f"score_space must be one of {list(SCORE_SPACES)}, got {self.score_space!r}")
+        for key, choices in (("r_input", R_INPUTS), ("g_norm", G_NORMS), ("g_running_stats", G_RUNNING_STATS),
+                             ("faint_focus", FAINT_FOCUSES), ("precision", PRECISIONS), ("alpha_range", ALPHA_RANGES),
+                             ("score_space", SCORE_SPACES)):
+            if getattr(self, key) not in choices:
+                raise ValueError(f"{key} must be one of {list(choices)}, got {getattr(self, key)!r}")
         if self.score_eps != AUTO and (not _is_number(self.score_eps) or not 0 < self.score_eps < 0.5):
             raise ValueError(f"score_eps must be a number in (0, 0.5) or {AUTO!r}, got {self.score_eps!r}")
         if not _is_number(self.score_eps_quantile) or not 0 < self.score_eps_quantile < 1:

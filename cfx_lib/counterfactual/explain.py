@@ -11,7 +11,7 @@ A counterfactual whose score stays above the detector's threshold is flagged
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Sequence
 

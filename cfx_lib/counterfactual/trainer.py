@@ -21,7 +21,8 @@ Huber distances between logits (:func:`~cfx_lib.counterfactual.losses.score_loss
 With ``alpha_range="below_score"`` (our option, off by default) α is drawn between 0 and the image's
 own score s, so G is only asked to make images more normal.
 With ``g_ema`` > 0 a moving average of G's weights (our option, off by default) explains instead of
-the last weights.
+the last weights. With ``g_running_stats="transform"`` (our option, off by default) only the passes
+G(x, α, k) update G's batch-norm running averages, not the cycle and reconstruction passes.
 
 The detector φ is frozen. Checkpoints (``cf_last.pt``) are written atomically every
 ``checkpoint_every`` iterations and training resumes from them; the loss history goes to
@@ -51,6 +52,7 @@ from ..device import resolve_device, seed_everything
 from ..io import load_torch, resumable_state, save_torch, write_text
 from ..metrics.visibility import contrast, faint_threshold
 from . import losses as L
+from .batchnorm import running_stats_frozen
 from .config import AUTO, CounterfactualConfig
 from .explain import generate
 from .models import ConceptClassifier, Discriminator, Generator, build_concept_classifier, build_discriminator, build_generator
@@ -458,8 +460,9 @@ def train_counterfactual(
         alpha = L.sample_alphas(bs, gen, **space, upper=s if below else None).to(device)
         k = torch.randint(K, (bs,), generator=gen).to(device)
         x_t = run_g(x, alpha, k)
-        x_cyc = run_g(perturb(x_t, cfg.cycle_noise, 0, gen), s, k)  # x_t itself unless cycle_noise > 0
-        x_rec = run_g(x, s, k)
+        with running_stats_frozen(G, cfg.g_running_stats == "transform"):  # eval-mode statistics of transforms only
+            x_cyc = run_g(perturb(x_t, cfg.cycle_noise, 0, gen), s, k)  # x_t itself unless cycle_noise > 0
+            x_rec = run_g(x, s, k)
         g_gan = L.g_hinge(run_d(x_t, alpha))
         phi_t = phi(perturb(x_t, cfg.score_noise, cfg.score_shift, gen))
         phi_cyc = phi(perturb(x_cyc, cfg.score_noise, cfg.score_shift, gen))

@@ -1019,3 +1019,44 @@ def test_standing_statistics_are_the_statistics_of_the_batches_drawn_and_in_batc
         standing_statistics(layer, images, cfg)
     with pytest.raises(ValueError, match="per_batch"):
         InBatchGenerator(g, images, cfg, per_batch=65)
+
+
+def test_transform_only_running_stats_leave_training_alone_and_change_only_the_explaining_statistics(tmp_path, toy_data):
+    from cfx_lib.counterfactual import running_stats_frozen
+    from cfx_lib.counterfactual.batchnorm import _batch_norms
+    from cfx_lib.counterfactual.models import build_generator
+
+    with pytest.raises(ValueError, match="g_running_stats must be one of"):
+        CounterfactualConfig(g_running_stats="cycle")
+    assert CounterfactualConfig().g_running_stats == "all"  # PyTorch's and the paper's by default
+    # the context: training-mode outputs as always, running averages and batch counts untouched, restored after
+    cfg = CounterfactualConfig(**TINY, iterations=4, device="cpu")
+    g = build_generator(cfg, (3, 28, 28)).train()
+    x, alpha, k = toy_data[:8], torch.rand(8), torch.randint(2, (8,))
+    buffers = {name: b.clone() for name, b in g.named_buffers()}
+    with torch.no_grad(), running_stats_frozen(g):
+        inside = g(x, alpha, k)
+    assert all(torch.equal(b, buffers[name]) for name, b in g.named_buffers())
+    assert all(bn.track_running_stats for bn in _batch_norms(g))
+    with torch.no_grad(), running_stats_frozen(g, frozen=False):
+        outside = g(x, alpha, k)
+    assert torch.equal(inside, outside)
+    assert not all(torch.equal(b, buffers[name]) for name, b in g.named_buffers())
+    # training: the same losses and weights draw for draw, other running averages
+    det = _toy_detector()
+    runs = {mode: train_counterfactual(cfg.replace(g_running_stats=mode), det, toy_data, progress=False)
+            for mode in ("all", "transform")}
+    history = {mode: [{k: v for k, v in row.items() if k != "seconds"} for row in run.history]
+               for mode, run in runs.items()}
+    assert history["all"] == history["transform"]
+    assert all(torch.equal(a, b) for a, b in zip(runs["all"].generator.parameters(), runs["transform"].generator.parameters()))
+    means = {mode: [bn.running_mean for bn in _batch_norms(run.generator)] for mode, run in runs.items()}
+    counts = {mode: [int(bn.num_batches_tracked) for bn in _batch_norms(run.generator)] for mode, run in runs.items()}
+    assert not all(torch.allclose(a, b) for a, b in zip(means["all"], means["transform"]))
+    # four passes of G per iteration update the averages (D's transform, G's transform, cycle,
+    # reconstruction), two with "transform"
+    assert set(counts["all"]) == {16} and set(counts["transform"]) == {8}
+    # part of what a checkpoint must share: a run of one mode does not resume the other's
+    train_counterfactual(cfg.replace(iterations=2), det, toy_data, out_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="another configuration"):
+        train_counterfactual(cfg.replace(g_running_stats="transform"), det, toy_data, out_dir=tmp_path, progress=False)

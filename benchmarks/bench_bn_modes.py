@@ -1,4 +1,4 @@
-"""Does the generator that explains behave like the generator that trained? Three readings of the
+"""Does the generator that explains behave like the generator that trained? Four readings of the
 same trained G, judged as ``bench_cf_curve.py`` judges it:
 
     python benchmarks/bench_bn_modes.py --checkpoints DIR/cf_last.pt [...] [--profile quick]
@@ -9,6 +9,8 @@ same trained G, judged as ``bench_cf_curve.py`` judges it:
   ``bench_cf_curve.py`` explain;
 - ``standing``: eval mode with standing statistics, the running averages recomputed over
   ``--batches`` training-like batches of G(x, α, k) (:func:`cfx_lib.counterfactual.standing_statistics`);
+- ``standing-training``: the same over every pass of a training iteration (G(x, α, k) twice, the cycle
+  and the reconstruction), the mixture the running averages follow during training, at the final weights;
 - ``in-batch``: training mode, each test anomaly explained inside a batch of training images at α
   and k drawn as in training, as the losses saw it (:class:`cfx_lib.counterfactual.InBatchGenerator`).
 
@@ -49,6 +51,7 @@ detector, detector_source = study.detector(args.detector, checkpoint=args.detect
 print("detector:", detector_source)
 judge = Judge(study, detector, study.oracle())
 run, root = study.run(args.detector), study.root
+train_scores = detector.score_images(study.train.images)  # s of the cycle and reconstruction passes
 
 rows = []
 for path in args.checkpoints:
@@ -57,6 +60,8 @@ for path in args.checkpoints:
     readings = {"running": generator}
     if cfg.g_norm == "batch":
         readings["standing"] = standing_statistics(generator, study.train.images, cfg, args.batches, seed=args.seed)
+        readings["standing-training"] = standing_statistics(generator, study.train.images, cfg, args.batches,
+                                                            seed=args.seed, passes="training", scores=train_scores)
         readings["in-batch"] = InBatchGenerator(generator, study.train.images, cfg, args.per_batch, seed=args.seed)
     for reading, g in readings.items():
         row, _, _ = judge(g, cfg, models.concept_classifier)

@@ -207,7 +207,8 @@ def test_bn_modes_reads_a_trained_generator_three_ways(tmp_path):
                str(tmp_path / "bn" / "cf_last.pt"), str(tmp_path / "ln" / "cf_last.pt"), results_root=tmp_path)
     result = json.loads((tmp_path / "benchmarks" / "bn-modes-smoke-colored_mnist-default-bce-s0.json").read_text())
     readings = [(Path(r["checkpoint"]).parent.name, r["reading"]) for r in result["rows"]]
-    assert readings == [("bn", "running"), ("bn", "standing"), ("bn", "in-batch"), ("ln", "running")]
+    assert readings == [("bn", "running"), ("bn", "standing"), ("bn", "standing-training"), ("bn", "in-batch"),
+                        ("ln", "running")]
     curve = json.loads((tmp_path / "benchmarks" / "cf-curve-smoke-colored_mnist-default-bce-s0.json").read_text())
     running = result["rows"][0]  # the running reading is what bench_cf_curve.py measured
     for key in ("oracle_normal", "purity", "normality_auroc", "concept_acc"):

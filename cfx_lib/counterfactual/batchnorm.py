@@ -9,7 +9,7 @@ drawn in. Two readings of a trained G tell how much this matters for a run:
 
 - :func:`standing_statistics`: a copy of G whose running averages are recomputed as a plain average
   over batches drawn as training draws them for G(x, α, k) ("standing statistics", BigGAN's
-  practice);
+  practice), or over every pass of a training iteration (``passes="training"``);
 - :class:`InBatchGenerator`: G in training mode, each image explained inside a batch of training
   images at α and k drawn as in training, i.e. as the losses saw it.
 
@@ -29,6 +29,7 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from ..data.transforms import perturb
 from . import losses as L
 from .config import CounterfactualConfig
 from .models import Generator, per_image
@@ -55,24 +56,43 @@ def running_stats_frozen(generator: nn.Module, frozen: bool = True) -> Iterator[
             bn.track_running_stats = was
 
 
-def _training_draw(images: torch.Tensor, n: int, cfg: CounterfactualConfig,
-                   gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+#: what :func:`standing_statistics` averages over
+STANDING_PASSES = ("transform", "training")
+
+
+def _training_draw(images: torch.Tensor, n: int, cfg: CounterfactualConfig, gen: torch.Generator,
+                   scores: torch.Tensor | None = None
+                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor | None]:
     """``n`` training images with α and k drawn as the trainer draws them for G(x, α, k) (α over the whole
-    range: ``alpha_range="below_score"`` would cap it at each image's score, which needs the detector)."""
+    range: ``alpha_range="below_score"`` would cap it at each image's score, which needs the detector),
+    and their ``scores`` (None without)."""
     idx = torch.randint(len(images), (n,), generator=gen)
     alpha = L.sample_alphas(n, gen, space=cfg.score_space, eps=cfg.score_eps)  # as the trainer draws them
-    return images[idx], alpha, torch.randint(cfg.n_concepts, (n,), generator=gen)
+    k = torch.randint(cfg.n_concepts, (n,), generator=gen)
+    return images[idx], alpha, k, None if scores is None else scores[idx]
 
 
 def standing_statistics(generator: Generator, images: torch.Tensor, cfg: CounterfactualConfig, batches: int = 200,
-                        seed: int = 0) -> Generator:
+                        seed: int = 0, passes: str = "transform", scores: torch.Tensor | None = None) -> Generator:
     """A copy of ``generator`` in eval mode whose batch-norm running averages are the plain average
     over ``batches`` batches of ``cfg.batch_size`` training ``images`` at α and k drawn as in training
-    (seeded by ``seed``); ``generator`` itself is left as it was."""
+    (seeded by ``seed``); ``generator`` itself is left as it was.
+
+    ``passes`` says which passes of G each batch contributes. ``"transform"``: G(x, α, k) only, the
+    statistics the counterfactuals were drawn with. ``"training"``: every pass of a training iteration
+    in its proportions (the discriminator step's G(x, α, k), then on another batch G(x, α, k), the
+    cycle G(x_t + noise, s, k) and the reconstruction G(x, s, k), with s the images' ``scores``, φ's
+    scores of ``images``, which it needs): what the running averages of ``g_running_stats="all"`` (the
+    default) average over, without their lag behind the changing weights."""
     if not _batch_norms(generator):
         raise ValueError("this generator has no batch norm (g_norm='layer'?): it has no running statistics to recompute")
     if batches < 1:
         raise ValueError(f"batches must be >= 1, got {batches}")
+    if passes not in STANDING_PASSES:
+        raise ValueError(f"passes must be one of {list(STANDING_PASSES)}, got {passes!r}")
+    if passes == "training" and (scores is None or scores.shape != (len(images),)):
+        raise ValueError("passes='training' needs the detector's scores of the images, one per image, for the cycle and "
+                         "reconstruction passes G(·, s, k)")
     cfg.check_resolved()
     standing = copy.deepcopy(generator)
     momenta = [bn.momentum for bn in _batch_norms(standing)]
@@ -84,8 +104,16 @@ def standing_statistics(generator: Generator, images: torch.Tensor, cfg: Counter
     standing.train()
     with torch.no_grad():
         for _ in range(batches):
-            x, alpha, k = _training_draw(images, cfg.batch_size, cfg, gen)
-            standing(x.to(device), alpha.to(device), k.to(device))
+            if passes == "training":  # the discriminator step's transform, on a batch of its own
+                x, alpha, k, _ = _training_draw(images, cfg.batch_size, cfg, gen)
+                standing(x.to(device), alpha.to(device), k.to(device))
+            x, alpha, k, s = _training_draw(images, cfg.batch_size, cfg, gen, scores)
+            x, alpha, k = x.to(device), alpha.to(device), k.to(device)
+            x_t = standing(x, alpha, k)
+            if passes == "training":
+                s = s.to(device)
+                standing(perturb(x_t, cfg.cycle_noise, 0, gen), s, k)
+                standing(x, s, k)
     for bn, momentum in zip(_batch_norms(standing), momenta):
         bn.momentum = momentum  # G's own again, should anyone train the copy on
     return standing.eval()
@@ -115,7 +143,7 @@ class InBatchGenerator(nn.Module):
         fill, out = self.cfg.batch_size - self.per_batch, []
         for i in range(0, len(x), self.per_batch):
             xi, ai, ki = x[i : i + self.per_batch], alpha[i : i + self.per_batch], k[i : i + self.per_batch]
-            xf, af, kf = _training_draw(self.images, fill, self.cfg, self._gen)
+            xf, af, kf, _ = _training_draw(self.images, fill, self.cfg, self._gen)
             y = self.generator(torch.cat([xi, xf.to(x.device)]), torch.cat([ai.to(x.device), af.to(x.device)]),
                                torch.cat([ki.to(x.device), kf.to(x.device)]))
             out.append(y[: len(xi)])

@@ -133,8 +133,11 @@ class CounterfactualConfig:
             (training mode normalises by each batch's own statistics, so losses and weights are the
             same draw for draw); only the explaining generator differs. Why: the explaining G and the
             G the losses saw differ (docs/experiments.md, "Session 45"), partly because the averages
-            mix the three kinds of pass. No effect with ``g_norm="layer"``, which has no running
-            averages.
+            mix the three kinds of pass. On ``colored_mnist`` (three paired runs, BCE-OE and HSC-OE)
+            the weights were identical to the default's, the oracle-normal share about the same and
+            purity lower (docs/experiments.md, "Session 46"): the cycle and reconstruction passes make
+            the explaining G recolour more cleanly, so no profile turns it on. No effect with
+            ``g_norm="layer"``, which has no running averages.
         d_widths: channels of the discriminator's down-sampling blocks.
         r_widths: channels of the concept classifier's down-sampling blocks.
         r_input: what the concept classifier R reads: ``"pair"`` (the default, the paper's) the

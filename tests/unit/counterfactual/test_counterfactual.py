@@ -988,6 +988,7 @@ def test_edit_input_of_r_trains_and_travels_with_the_explainer(tmp_path, toy_dat
 
 def test_standing_statistics_are_the_statistics_of_the_batches_drawn_and_in_batch_reads_training_mode():
     from cfx_lib.counterfactual import InBatchGenerator, standing_statistics
+    from cfx_lib.counterfactual.batchnorm import _batch_norms
     from cfx_lib.counterfactual.models import build_generator
 
     torch.manual_seed(0)
@@ -1013,6 +1014,24 @@ def test_standing_statistics_are_the_statistics_of_the_batches_drawn_and_in_batc
     reads = [InBatchGenerator(g, images, cfg, per_batch=2, seed=1)(x, 0.0, 1) for _ in range(2)]
     assert reads[0].shape == x.shape and torch.equal(reads[0], reads[1])
     assert all(torch.equal(v, g.state_dict()[k]) for k, v in before.items())
+    # the passes of a training iteration: with α and k moving nothing, the transform and the reconstruction
+    # are one pass, the cycle reads the transform's output; of four passes per iteration three are
+    # transform-like and one a cycle, so the averages are ¾ the transform's and ¼ the cycle's
+    steady = {"batches": 2, "seed": 3}
+    scores = torch.full((64,), 0.3)
+    every = standing_statistics(g, images, cfg, passes="training", scores=scores, **steady)
+    with torch.no_grad():
+        g.train()
+        x_t = g(images, torch.zeros(64), torch.zeros(64, dtype=torch.long))
+    cycle = standing_statistics(g, x_t, cfg, **steady)
+    for a, b, c in zip(_batch_norms(every), _batch_norms(standing_statistics(g, images, cfg, **steady)),
+                       _batch_norms(cycle)):
+        assert torch.allclose(a.running_mean, 0.75 * b.running_mean + 0.25 * c.running_mean, atol=1e-5)
+        assert torch.allclose(a.running_var, 0.75 * b.running_var + 0.25 * c.running_var, atol=1e-4)
+    with pytest.raises(ValueError, match="passes must be one of"):
+        standing_statistics(g, images, cfg, passes="cycle")
+    with pytest.raises(ValueError, match="needs the detector's scores"):
+        standing_statistics(g, images, cfg, passes="training", scores=scores[:3])
     layer = build_generator(cfg.replace(g_norm="layer"), (3, 28, 28)).eval()
     assert torch.allclose(InBatchGenerator(layer, images, cfg, per_batch=2)(x, 0.0, 1), layer(x, 0.0, 1), atol=1e-5)
     with pytest.raises(ValueError, match="no batch norm"):

@@ -16,8 +16,8 @@ drawn in. Two readings of a trained G tell how much this matters for a run:
 :func:`running_stats_frozen` keeps a pass from updating the averages; the trainer uses it for the cycle
 and reconstruction passes when ``CounterfactualConfig.g_running_stats="transform"``.
 
-``benchmarks/bench_bn_modes.py`` compares the three readings of a checkpoint (docs/experiments.md,
-"Session 45"). A generator with ``g_norm="layer"`` computes one function in every mode.
+``benchmarks/bench_bn_modes.py`` compares these readings of a checkpoint with the running averages
+(docs/experiments.md, "Session 45" and "Session 46"). A generator with ``g_norm="layer"`` computes one function in every mode.
 """
 
 from __future__ import annotations

@@ -134,9 +134,10 @@ class CounterfactualConfig:
             same draw for draw); only the explaining generator differs. Why: the explaining G and the
             G the losses saw differ (docs/experiments.md, "Session 45"), partly because the averages
             mix the three kinds of pass. On ``colored_mnist`` (three paired runs, BCE-OE and HSC-OE)
-            the weights were identical to the default's, the oracle-normal share about the same and
-            purity lower (docs/experiments.md, "Session 46"): the cycle and reconstruction passes make
-            the explaining G recolour more cleanly, so no profile turns it on. No effect with
+            the weights were identical to the default's and the oracle-normal share about the same;
+            purity fell on the two BCE-OE runs (0.601 → 0.497, 0.665 → 0.566) and stayed on HSC-OE
+            (docs/experiments.md, "Session 46"): there the cycle and reconstruction passes made the
+            explaining G recolour more cleanly, so no profile turns it on. No effect with
             ``g_norm="layer"``, which has no running averages.
         d_widths: channels of the discriminator's down-sampling blocks.
         r_widths: channels of the concept classifier's down-sampling blocks.

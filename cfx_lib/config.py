@@ -241,6 +241,9 @@ _QUICK_CF = dict(g_widths=(32, 64), g_res_blocks=1, d_widths=(32, 64, 64), r_wid
 # A generator with layer norm instead of batch norm (g_norm "layer", session 45): one function in training and when
 # it explains; four pairs (BCE-OE whole seeds 2 / 0 at generator seed 1, 2 at 0; HSC-OE 0 at 1) 0.725 ± 0.160 ->
 # 0.557 ± 0.184, lower on three, purity +0.004 ± 0.112. So it stays off.
+# Batch norm's running averages from the transform passes only (g_running_stats "transform", session 46): training
+# unchanged (identical weights), explanations from other averages; three pairs (BCE-OE whole seeds 2 / 0, HSC-OE 0,
+# generator seed 1) oracle-normal -0.009 ± 0.011, purity 0.601 / 0.665 / 0.616 -> 0.497 / 0.566 / 0.618. So it stays off.
 _CF_28 = {"g_skip": True, "cycle_noise": 0.1}
 _QUICK_CF_28 = {**_QUICK_CF, **_CF_28, "score_shift": 4, "iterations": 900}
 

@@ -183,8 +183,6 @@ class Generator(nn.Module):
                  alpha_logit_eps: float | None = None, skip: bool = False, mask: bool = False,
                  norm: str = "batch") -> None:
         super().__init__()
-        if norm not in G_NORMS:
-            raise ValueError(f"the generator's normalisation must be one of {list(G_NORMS)}, got {norm!r}")
         self.residual = residual
         self.skip = skip
         self.mask = mask

@@ -1,9 +1,10 @@
 """How φ scores the normal training images when read the way the counterfactual score loss reads it:
-through random shifts of up to N pixels and pixel noise (``score_shift``, ``score_noise``), per
-value of one ground-truth factor.
+through random shifts of up to N pixels and pixel noise (``score_shift``, ``score_noise``; with
+``--rotate`` and ``--scale`` also turned and scaled about the centre, ``score_rotate``,
+``score_scale``), per value of one ground-truth factor.
 
     python benchmarks/bench_phi_reading.py [--profile quick] [--dataset colored_mnist] [--detector bce]
-        [--seed 0] [--group-by color] [--shifts 0 1 2 3 4] [--noise 0.05] [--tag NAME]
+        [--seed 0] [--group-by color] [--shifts 0 1 2 3 4] [--noise 0.05] [--rotate 0] [--scale 0] [--tag NAME]
         [--results-root results] [--out DIR] [--detector-checkpoint PATH | --detector-options JSON]
 
 A shift changes no factor, so a normal image that φ scores as anomalous once it is moved tells
@@ -38,15 +39,17 @@ parser.add_argument("--detector", default="bce")
 parser.add_argument("--seed", type=int, default=0, help="the data's and the detector's seed")
 parser.add_argument("--group-by", default="color", help="the factor whose values group the normal images")
 parser.add_argument("--shifts", type=int, nargs="+", default=[0, 1, 2, 3, 4])
-parser.add_argument("--noise", type=float, default=0.05, help="pixel noise added with every shift > 0")
+parser.add_argument("--noise", type=float, default=0.05, help="pixel noise added to every reading that moves the image")
+parser.add_argument("--rotate", type=float, default=0.0, help="every reading also turns by up to this many degrees")
+parser.add_argument("--scale", type=float, default=0.0, help="every reading also scales by a factor in 1 ± this")
 parser.add_argument("--tag", default="")
 parser.add_argument("--results-root", default=None)
 parser.add_argument("--out", default=None, help="where a detector trained here goes (default: a temporary folder)")
 parser.add_argument("--detector-checkpoint", default=None)
 parser.add_argument("--detector-options", type=json.loads, default={})
 args = parser.parse_args()
-if min(args.shifts) < 0 or args.noise < 0:
-    parser.error("--shifts and --noise must be >= 0")
+if min(args.shifts) < 0 or args.noise < 0 or not 0 <= args.rotate <= 180 or not 0 <= args.scale < 1:
+    parser.error("--shifts and --noise must be >= 0, --rotate in [0, 180] and --scale in [0, 1)")
 
 study = open_study(args.profile, args.dataset, args.seed, args.results_root)
 profile, root, train = study.profile, study.root, study.train
@@ -66,7 +69,9 @@ for shift in args.shifts:
         mask = normal.factors[args.group_by] == index
         if not mask.any():
             continue
-        probe = shift_probe(detector, normal.images[mask], shift, noise=args.noise if shift else 0.0, seed=shift)
+        moves = shift or args.rotate or args.scale
+        probe = shift_probe(detector, normal.images[mask], shift, noise=args.noise if moves else 0.0, seed=shift,
+                            rotate=args.rotate, scale=args.scale)
         rows.append({"shift": shift, args.group_by: value, "n": int(mask.sum()), "median_score": probe.median_after,
                      "share_anomalous": 1 - probe.normal_share_after})
 table = pd.DataFrame(rows)
@@ -76,12 +81,14 @@ print(table.pivot(index=args.group_by, columns="shift", values="share_anomalous"
 
 name = f"phi-reading-{profile.name}-{run}" + (f"-{args.tag}" if args.tag else "")
 write_json({"profile": profile.name, "run": run, "detector": source, "detector_options": args.detector_options,
-            "group_by": args.group_by, "noise": args.noise, "rows": rows}, root / "benchmarks" / f"{name}.json")
+            "group_by": args.group_by, "noise": args.noise, "rotate": args.rotate, "scale": args.scale,
+            "rows": rows}, root / "benchmarks" / f"{name}.json")
 table.to_csv(root / "benchmarks" / f"{name}.csv", index=False)
 fig, ax = plt.subplots(figsize=(5.5, 3.5))
 for value, group in table.groupby(args.group_by, sort=False):
     ax.plot(group["shift"], group["median_score"], marker="o", label=f"{value} (n={group['n'].iloc[0]})")
-ax.set(xlabel="random shift of up to N pixels", ylabel="median φ of normal training images", yscale="log",
+turned = f" (turned ≤ {args.rotate:g}°, scaled ≤ {args.scale:.0%})" if args.rotate or args.scale else ""
+ax.set(xlabel=f"random shift of up to N pixels{turned}", ylabel="median φ of normal training images", yscale="log",
        title=f"{run} ({profile.name}) {args.tag}".strip())
 ax.axhline(0.5, color="grey", lw=0.8, ls="--")
 ax.legend(fontsize=7)

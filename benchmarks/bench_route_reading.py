@@ -89,7 +89,8 @@ rows = []
 for source, concept, counterfactuals in sources:
     routes = single_factor_routes(oracle, anomalies, counterfactuals, normal_values)
     for row in route_reading(detectors, anomalies, counterfactuals, routes, shift=reading.score_shift,
-                             noise=reading.score_noise, blend=args.blend):
+                             noise=reading.score_noise, blend=args.blend, rotate=reading.score_rotate,
+                             scale=reading.score_scale):
         rows.append({"source": source, "concept": concept, **row})
 table = pd.DataFrame(rows)
 pd.set_option("display.width", 200)
@@ -99,7 +100,8 @@ name = f"route-reading-{profile.name}-{args.dataset}-s{args.seed}" + (f"-{args.t
 out = root / "benchmarks"
 write_json({"profile": profile.name, "dataset": args.dataset, "seed": args.seed, "detectors": args.detectors,
             "checkpoints": args.checkpoints, "alpha": args.alpha, "shift": reading.score_shift,
-            "noise": reading.score_noise, "environment": environment(), "rows": rows}, out / f"{name}.json")
+            "rotate": reading.score_rotate, "scale": reading.score_scale, "noise": reading.score_noise,
+            "environment": environment(), "rows": rows}, out / f"{name}.json")
 write_text(table.to_csv(index=False), out / f"{name}.csv")
 shown = table[table["route"] != "other"]
 title = f"{args.dataset} seed {args.seed} ({profile.name}): counterfactuals by route, read by each detector"

@@ -133,10 +133,12 @@ def test_cf_seeds_runs_each_seed_on_one_detector_and_pairs_with_a_baseline(tmp_p
 
 @pytest.mark.slow
 def test_phi_reading_scores_normal_groups_through_shifts_with_a_detector_trained_on_options(tmp_path):
-    run_script("bench_phi_reading.py", "--profile", "smoke", "--shifts", "0", "2", "--detector-options",
-               '{"shift_augment": 2}', "--out", str(tmp_path / "det"), "--tag", "aug2", results_root=tmp_path)
+    run_script("bench_phi_reading.py", "--profile", "smoke", "--shifts", "0", "2", "--rotate", "10", "--scale", "0.1",
+               "--detector-options", '{"shift_augment": 2}', "--out", str(tmp_path / "det"), "--tag", "aug2",
+               results_root=tmp_path)
     result = json.loads((tmp_path / "benchmarks" / "phi-reading-smoke-colored_mnist-default-bce-s0-aug2.json").read_text())
     assert result["detector_options"] == {"shift_augment": 2} and result["group_by"] == "color"
+    assert (result["rotate"], result["scale"]) == (10, 0.1)
     assert {r["shift"] for r in result["rows"]} == {0, 2}
     assert "cyan" in {r["color"] for r in result["rows"]}  # the normal colour holds every digit
     assert all(0 <= r["median_score"] <= 1 and 0 <= r["share_anomalous"] <= 1 for r in result["rows"])

@@ -192,6 +192,15 @@ class CounterfactualConfig:
             over transformations). A change that φ only notices pixel-exactly, i.e. an
             adversarial perturbation, then stops paying off; a real change of content survives.
             0 / 0 (the default) is the paper's plain φ(x_t).
+        score_rotate / score_scale: the same reading also rotates each counterfactual about its
+            centre by up to this many degrees and scales it by a factor in [1 − score_scale,
+            1 + score_scale] (:func:`cfx_lib.data.transforms.random_affine`, after the shift, before
+            the noise); **our option, not the paper's**, 0 / 0 by default. A shift moves a digit off
+            the centre all MNIST digits share, and a detector trained on centred digits refuses a
+            moved 1 while a moved cyan digit stays normal: through shifts of up to 4 pixels BCE-OE
+            scores 62% of the real non-cyan 1s of its normal training data above 0.5, through
+            rotations of up to 10° and scalings of up to 10% (with the noise) 14% (whole seed 2;
+            docs/experiments.md, "Session 47"). A rotation keeps the digit where it is.
         cycle_noise: std of Gaussian pixel noise added to the counterfactual before G maps it back
             (x_cyc = G(x_t + noise, s, k)); **our option, not the paper's** (0, the default, is the
             paper's cycle). A generator trained with a cycle loss can hide what it removed in
@@ -308,6 +317,8 @@ class CounterfactualConfig:
     score_warmup: int = 0
     score_noise: float = 0.0
     score_shift: int = 0
+    score_rotate: float = 0.0
+    score_scale: float = 0.0
     cycle_noise: float = 0.0
     concept_noise: float = 0.0
     concept_jitter: float = 0.0
@@ -351,11 +362,13 @@ class CounterfactualConfig:
         if not self.score_noise >= 0 or not isinstance(self.score_shift, int) or self.score_shift < 0:
             raise ValueError(f"score_noise must be >= 0 and score_shift a non-negative int, got "
                              f"{self.score_noise!r}, {self.score_shift!r}")
-        for key, below in (("cycle_noise", None), ("concept_noise", None), ("concept_jitter", 1)):
+        for key, below in (("cycle_noise", None), ("concept_noise", None), ("concept_jitter", 1), ("score_scale", 1)):
             value = getattr(self, key)
             if not _is_number(value) or not value >= 0 or (below is not None and not value < below):
                 raise ValueError(f"{key} must be a number >= 0{'' if below is None else f' and < {below}'}, "
                                  f"got {value!r}")
+        if not _is_number(self.score_rotate) or not 0 <= self.score_rotate <= 180:
+            raise ValueError(f"score_rotate must be a number of degrees in [0, 180], got {self.score_rotate!r}")
         for key, choices in (("r_input", R_INPUTS), ("g_norm", G_NORMS), ("g_running_stats", G_RUNNING_STATS),
                              ("faint_focus", FAINT_FOCUSES), ("precision", PRECISIONS), ("alpha_range", ALPHA_RANGES),
                              ("score_space", SCORE_SPACES)):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import torch
 import torch.nn.functional as F
 
@@ -26,10 +28,39 @@ def random_shift(x: torch.Tensor, shift: int, gen: torch.Generator) -> torch.Ten
     return torch.stack([padded[i, :, dy[i] : dy[i] + h, dx[i] : dx[i] + w] for i in range(b)])
 
 
-def perturb(x: torch.Tensor, noise: float, shift: int, gen: torch.Generator) -> torch.Tensor:
-    """x with a random shift of up to ``shift`` pixels per image (zero padding) and Gaussian
-    noise of std ``noise``, clamped to [0, 1]; x itself when both are 0. Differentiable in x."""
-    x = random_shift(x, shift, gen)
+def random_affine(x: torch.Tensor, degrees: float, scale: float, gen: torch.Generator) -> torch.Tensor:
+    """``x`` (N, C, H, W) with each image rotated about its centre by its own random angle of up to
+    ``degrees`` either way and scaled by its own random factor in [1 − ``scale``, 1 + ``scale``]
+    (bilinear, filling with zeros); ``x`` itself when both are 0, and then nothing is drawn from ``gen``.
+    The image's centre stays where it is, so a centred digit stays centred: the variation of slant
+    and size that handwriting has, where a shift moves the digit off the centre that MNIST's digits
+    all share. Angles and factors come from ``gen`` (two draws of N numbers), so a seeded run repeats.
+    Differentiable in ``x``.
+
+    torchvision's ``RandomAffine`` draws one angle and factor per call from the global RNG; here every
+    image of a batch gets its own, from the caller's generator, in one batched ``affine_grid``.
+    """
+    if not 0 <= degrees <= 180:
+        raise ValueError(f"degrees must be in [0, 180], got {degrees}")
+    if not 0 <= scale < 1:
+        raise ValueError(f"scale must be in [0, 1) (a factor of 1 ± scale), got {scale}")
+    if degrees == 0 and scale == 0:
+        return x
+    n = x.shape[0]
+    angle = (2 * torch.rand(n, generator=gen) - 1) * math.radians(degrees)
+    factor = 1 + (2 * torch.rand(n, generator=gen) - 1) * scale
+    cos, sin = torch.cos(angle) / factor, torch.sin(angle) / factor  # output → input coordinates
+    theta = torch.stack([torch.stack([cos, -sin, torch.zeros(n)], 1), torch.stack([sin, cos, torch.zeros(n)], 1)], 1)
+    grid = F.affine_grid(theta.to(x.device, x.dtype), list(x.shape), align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode="zeros", align_corners=False)
+
+
+def perturb(x: torch.Tensor, noise: float, shift: int, gen: torch.Generator, rotate: float = 0.0,
+            scale: float = 0.0) -> torch.Tensor:
+    """x with a random shift of up to ``shift`` pixels per image (zero padding), then a random rotation
+    of up to ``rotate`` degrees and scaling by up to ``scale`` about the centre (:func:`random_affine`),
+    then Gaussian noise of std ``noise``, clamped to [0, 1]; x itself when all are 0. Differentiable in x."""
+    x = random_affine(random_shift(x, shift, gen), rotate, scale, gen)
     if noise > 0:
         x = (x + noise * torch.randn(x.shape, generator=gen).to(x.device)).clamp(0, 1)
     return x

@@ -99,31 +99,38 @@ def recolor_probe(detector: BaseDetector, images: torch.Tensor, color: tuple[flo
 
 
 def shift_probe(detector: BaseDetector, images: torch.Tensor, shift: int, noise: float = 0.0, threshold: float = 0.5,
-                seed: int = 0, batch_size: int = 512) -> PatchProbe:
+                seed: int = 0, batch_size: int = 512, rotate: float = 0.0, scale: float = 0.0) -> PatchProbe:
     """Score ``images`` (usually normal ones) with φ before and after moving each by a random offset
-    of up to ``shift`` pixels, plus Gaussian noise of std ``noise`` when given
+    of up to ``shift`` pixels, turning it by up to ``rotate`` degrees and scaling it by up to ``scale``
+    about its centre, plus Gaussian noise of std ``noise`` when given
     (:func:`cfx_lib.data.transforms.perturb`): the reading of φ that the counterfactual score loss uses with
-    ``score_shift`` and ``score_noise``. A negative :attr:`PatchProbe.flipped` is the share of
-    images that φ finds normal only where they stand."""
-    edited = perturb(images, noise, shift, torch.Generator().manual_seed(seed))
+    ``score_shift``, ``score_rotate``, ``score_scale`` and ``score_noise``. A negative
+    :attr:`PatchProbe.flipped` is the share of images that φ finds normal only as they stand."""
+    edited = perturb(images, noise, shift, torch.Generator().manual_seed(seed), rotate, scale)
     return _probe(detector, images, edited, threshold, batch_size)
 
 
-def describe_reading(probe: PatchProbe, shift: int, noise: float, warn_at: float = 0.1) -> str:
+def describe_reading(probe: PatchProbe, shift: int, noise: float, warn_at: float = 0.1, rotate: float = 0.0,
+                     scale: float = 0.0) -> str:
     """One or two sentences on a :func:`shift_probe` of the normal training images with the score
-    loss's ``shift`` and ``noise``: how many φ finds normal clean and as the loss reads them, and,
-    where the reading loses more than ``warn_at`` of them, a warning that the counterfactuals then
-    explain φ read through shifts, which refuses routes to normality that φ accepts."""
-    if shift == 0 and noise == 0:
+    loss's ``shift``, ``noise``, ``rotate`` and ``scale``: how many φ finds normal clean and as the loss
+    reads them, and, where the reading loses more than ``warn_at`` of them, a warning that the
+    counterfactuals then explain φ read through those moves, which refuses routes to normality that φ
+    accepts."""
+    moves = [f"shifts of up to {shift} pixels"] if shift else []
+    moves += [f"rotations of up to {rotate:g}°"] if rotate else []
+    moves += [f"scalings of up to {scale:.0%}"] if scale else []
+    if not moves and noise == 0:
         return "The score loss reads φ as it is (no shifts, no noise)."
     text = (f"φ finds {probe.normal_share_before:.0%} of the normal training images normal as they are and "
-            f"{probe.normal_share_after:.0%} as the score loss reads them (shifts of up to {shift} pixels, "
-            f"noise {noise:g}; median score {probe.median_before:.4f} → {probe.median_after:.4f}).")
+            f"{probe.normal_share_after:.0%} as the score loss reads them ({', '.join(moves + [f'noise {noise:g}'])}; "
+            f"median score {probe.median_before:.4f} → {probe.median_after:.4f}).")
     if -probe.flipped > warn_at:
-        text += (f" Warning: {-probe.flipped:.0%} of the normal images stop being normal when moved, so the "
-                 "counterfactuals explain φ read through shifts, not φ: a way to normality that φ accepts "
-                 "only in place is closed to them. Consider a lower score_shift, or a detector trained with "
-                 "DetectorConfig.shift_augment (benchmarks/bench_phi_reading.py shows which normal images).")
+        text += (f" Warning: {-probe.flipped:.0%} of the normal images stop being normal when read so, and the "
+                 "counterfactuals explain φ read that way, not φ: a way to normality that φ accepts "
+                 "only as it stands is closed to them. Consider a lower score_shift (score_rotate and score_scale "
+                 "keep a digit centred), or a detector trained with DetectorConfig.shift_augment "
+                 "(benchmarks/bench_phi_reading.py shows which normal images).")
     return text
 
 

@@ -51,11 +51,13 @@ def single_factor_routes(oracle, images: torch.Tensor, counterfactuals: torch.Te
 
 def route_reading(detectors: Mapping[str, BaseDetector], images: torch.Tensor, counterfactuals: torch.Tensor,
                   routes: Sequence[str], shift: int = 4, noise: float = 0.05, threshold: float = 0.5,
-                  blend: Sequence[float] = (0.25, 0.5, 0.75), seed: int = 0) -> list[dict[str, float | int | str]]:
+                  blend: Sequence[float] = (0.25, 0.5, 0.75), seed: int = 0, rotate: float = 0.0,
+                  scale: float = 0.0) -> list[dict[str, float | int | str]]:
     """One row per route (of :func:`single_factor_routes`) and detector: ``n`` counterfactuals,
     ``median_score`` and ``refused`` (the share scored above ``threshold``) as they are,
     ``median_score_read`` and ``refused_read`` as the score loss reads them (moved by up to ``shift``
-    pixels with pixel noise ``noise``; one seeded draw, the same for every detector), and
+    pixels, turned by up to ``rotate`` degrees and scaled by up to ``scale`` about the centre, with pixel
+    noise ``noise``; one seeded draw, the same for every detector), and
     ``refused_at_<t>`` for each ``t`` in ``blend``: the share of the blends (1 − t)·x + t·x̄ that the
     detector refuses (t = 0 is the anomaly, t = 1 the counterfactual). Routes in sorted order."""
     if len(routes) != len(images) or images.shape != counterfactuals.shape:
@@ -63,7 +65,7 @@ def route_reading(detectors: Mapping[str, BaseDetector], images: torch.Tensor, c
                          f"routes, images {tuple(images.shape)}, counterfactuals {tuple(counterfactuals.shape)}")
     if not all(0.0 <= t <= 1.0 for t in blend):
         raise ValueError(f"blend weights must lie in [0, 1], got {list(blend)}")
-    read = perturb(counterfactuals, noise, shift, torch.Generator().manual_seed(seed))
+    read = perturb(counterfactuals, noise, shift, torch.Generator().manual_seed(seed), rotate, scale)
     rows: list[dict[str, float | int | str]] = []
     for route in sorted(set(routes)):
         mask = torch.tensor([r == route for r in routes])

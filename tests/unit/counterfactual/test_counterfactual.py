@@ -930,9 +930,13 @@ def test_edit_rank_is_zero_for_one_factor_edits_and_positive_for_two():
     ("concept_noise", ("con",), ("d_loss", "g_gan", "score", "rec")),
     # R reads each image of its pairs through its own channel gains: the same, for colour
     ("concept_jitter", ("con",), ("d_loss", "g_gan", "score", "rec")),
+    # φ reads x_t and x_cyc turned and scaled about their centres: only the score loss differs
+    ("score_rotate", ("score",), ("d_loss", "g_gan", "rec", "con")),
+    ("score_scale", ("score",), ("d_loss", "g_gan", "rec", "con")),
 ])
 def test_random_input_options_reach_their_term_and_stay_deterministic(toy_data, option, changed, unchanged):
-    for bad in (-0.1, True, "0.1", *((1.0,) if option == "concept_jitter" else ())):
+    too_large = {"concept_jitter": (1.0,), "score_scale": (1.0,), "score_rotate": (181,)}.get(option, ())
+    for bad in (-0.1, True, "0.1", *too_large):
         with pytest.raises(ValueError, match=option):
             CounterfactualConfig(**{option: bad})
     det = _toy_detector()

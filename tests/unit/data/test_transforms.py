@@ -1,7 +1,9 @@
 import pytest
 import torch
 
-from cfx_lib.data.transforms import channel_gain, random_shift
+import math
+
+from cfx_lib.data.transforms import channel_gain, perturb, random_affine, random_shift
 
 
 def test_random_shift_moves_each_image_by_its_own_offset_within_the_bound():
@@ -48,3 +50,36 @@ def test_channel_gain_is_seeded_clamped_identity_at_zero_and_refuses_bad_strengt
     for bad in (-0.1, 1.0):
         with pytest.raises(ValueError, match="jitter must be in"):
             channel_gain(x, bad, torch.Generator())
+
+
+def test_random_affine_rotates_and_scales_each_image_about_its_centre_within_the_bound():
+    x = torch.zeros(256, 1, 33, 33)
+    x[:, :, 16, 16:] = 1.0  # a bar from the centre to the right edge
+    y = random_affine(x, 30, 0.0, torch.Generator().manual_seed(0))
+    assert y.shape == x.shape and torch.allclose(y[:, 0, 16, 16], torch.ones(256), atol=0.05)  # the centre stays
+    ys, xs = torch.meshgrid(torch.arange(33.0) - 16, torch.arange(33.0) - 16, indexing="ij")
+    mass = y[:, 0].flatten(1).sum(1)
+    angle = torch.atan2((y[:, 0] * ys).flatten(1).sum(1) / mass, (y[:, 0] * xs).flatten(1).sum(1) / mass)
+    assert angle.abs().max() <= math.radians(30) + 0.05  # each bar turned by at most 30°, either way
+    assert angle.min() < -math.radians(20) and angle.max() > math.radians(20)  # the range is used, both ways
+    short = torch.zeros(256, 1, 33, 33)
+    short[:, :, 16, 16:27] = 1.0  # 11 pixels from the centre
+    length = random_affine(short, 0, 0.2, torch.Generator().manual_seed(0))[:, 0, 16].sum(1)
+    assert length.min() < 10 and length.max() > 12  # shrunk and grown, both ways
+    assert length.min() >= 0.8 * 11 - 1 and length.max() <= 1.2 * 11 + 1  # by at most 20%
+
+
+def test_random_affine_is_seeded_identity_at_zero_refuses_bad_ranges_and_perturb_applies_it():
+    x = torch.rand(5, 3, 8, 8)
+    gen = torch.Generator().manual_seed(3)
+    assert random_affine(x, 0, 0.0, gen) is x  # and nothing drawn:
+    assert torch.equal(gen.get_state(), torch.Generator().manual_seed(3).get_state())
+    a = random_affine(x, 15, 0.1, torch.Generator().manual_seed(1))
+    assert torch.equal(a, random_affine(x, 15, 0.1, torch.Generator().manual_seed(1))) and not torch.equal(a, x)
+    for degrees, scale in ((-1, 0.0), (181, 0.0), (0, -0.1), (0, 1.0)):
+        with pytest.raises(ValueError, match="must be in"):
+            random_affine(x, degrees, scale, torch.Generator())
+    # perturb: without rotation or scaling it draws as it always did (older runs repeat), with them it turns too
+    assert torch.equal(perturb(x, 0.1, 2, torch.Generator().manual_seed(4)),
+                       perturb(x, 0.1, 2, torch.Generator().manual_seed(4), rotate=0.0, scale=0.0))
+    assert not torch.equal(perturb(x, 0.0, 0, torch.Generator().manual_seed(4), rotate=20.0), x)

@@ -91,3 +91,16 @@ def test_describe_reading_warns_only_when_the_reading_loses_normal_images():
     kept = describe_reading(PatchProbe(1.0, 0.95, 0.001, 0.002), shift=2, noise=0.05)
     assert "95%" in kept and "Warning" not in kept
     assert "as it is" in describe_reading(PatchProbe(1.0, 1.0, 0.001, 0.001), shift=0, noise=0.0)
+    turned = describe_reading(PatchProbe(1.0, 0.9, 0.001, 0.01), shift=0, noise=0.05, rotate=10, scale=0.1)
+    assert "rotations of up to 10°, scalings of up to 10%, noise 0.05" in turned and "shifts" not in turned
+    assert "as it is" not in describe_reading(PatchProbe(1.0, 1.0, 0.001, 0.001), shift=0, noise=0.0, rotate=5)
+
+
+def test_shift_probe_reads_through_rotation_a_detector_that_wants_an_upright_stroke():
+    x = _images(64)  # a vertical red stroke, rows 8-19, columns 12-15
+    upright = as_detector(lambda x: 1 - x[:, 0, 8:20, 12:16].amin(dim=(1, 2)), (3, 28, 28))
+    turned = shift_probe(upright, x, shift=0, rotate=30)
+    assert turned.normal_share_before == 1 and turned.flipped < -0.5  # a stroke turned by up to 30° leaves the box
+    assert shift_probe(upright, x, shift=0, rotate=30, scale=0.0).flipped == turned.flipped  # seeded
+    red = as_detector(lambda x: 1 - x[:, 0].amax(dim=(1, 2)), (3, 28, 28))
+    assert shift_probe(red, x, shift=0, rotate=30, scale=0.1).flipped == 0  # still red anywhere

@@ -70,6 +70,10 @@ def test_route_reading_scores_each_route_as_is_through_the_loss_reading_and_alon
     moved = route_reading(detectors, images, counterfactuals, routes, shift=4, noise=0.0, seed=3)
     assert all(r["median_score_read"] <= r["median_score"] for r in moved)
     assert any(r["median_score_read"] < r["median_score"] for r in moved if (r["route"], r["detector"]) == ("digit", "red"))
+    # turned by up to 30° about the centre, the solid red image loses red at its corners too
+    turned = route_reading(detectors, images, counterfactuals, routes, shift=0, noise=0.0, seed=3, rotate=30)
+    red_digits = [r for r in turned if (r["route"], r["detector"]) == ("digit", "red")]
+    assert any(r["median_score_read"] < r["median_score"] for r in red_digits)
     with pytest.raises(ValueError, match="one route per image"):
         route_reading(detectors, images, counterfactuals, routes[:3])
     with pytest.raises(ValueError, match=r"\[0, 1\]"):

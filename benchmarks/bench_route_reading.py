@@ -61,7 +61,7 @@ if missing:
 
 study = open_study(args.profile, args.dataset, args.seed, args.results_root)
 profile, root, test, setup = study.profile, study.root, study.test, study.setup
-reading = profile.counterfactual_config(study.train.image_shape[-1])  # the score loss's shifts and noise
+reading = profile.counterfactual_config(study.train.image_shape[-1]).score_reading  # as the score loss reads φ
 detectors = {kind: study.detector(kind)[0].eval() for kind in args.detectors}
 oracle = study.oracle()
 normal_values = normal_values_of(setup)
@@ -88,9 +88,7 @@ for path in args.checkpoints:
 rows = []
 for source, concept, counterfactuals in sources:
     routes = single_factor_routes(oracle, anomalies, counterfactuals, normal_values)
-    for row in route_reading(detectors, anomalies, counterfactuals, routes, shift=reading.score_shift,
-                             noise=reading.score_noise, blend=args.blend, rotate=reading.score_rotate,
-                             scale=reading.score_scale):
+    for row in route_reading(detectors, anomalies, counterfactuals, routes, blend=args.blend, **reading):
         rows.append({"source": source, "concept": concept, **row})
 table = pd.DataFrame(rows)
 pd.set_option("display.width", 200)
@@ -99,8 +97,7 @@ print(table.to_string(index=False, float_format="{:.3f}".format))
 name = f"route-reading-{profile.name}-{args.dataset}-s{args.seed}" + (f"-{args.tag}" if args.tag else "")
 out = root / "benchmarks"
 write_json({"profile": profile.name, "dataset": args.dataset, "seed": args.seed, "detectors": args.detectors,
-            "checkpoints": args.checkpoints, "alpha": args.alpha, "shift": reading.score_shift,
-            "rotate": reading.score_rotate, "scale": reading.score_scale, "noise": reading.score_noise,
+            "checkpoints": args.checkpoints, "alpha": args.alpha, **reading,
             "environment": environment(), "rows": rows}, out / f"{name}.json")
 write_text(table.to_csv(index=False), out / f"{name}.csv")
 shown = table[table["route"] != "other"]

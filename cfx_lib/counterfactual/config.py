@@ -422,6 +422,15 @@ class CounterfactualConfig:
         return cls(**d)
 
     @property
+    def score_reading(self) -> dict[str, float]:
+        """How the score loss reads φ: ``noise``, ``shift``, ``rotate`` and ``scale`` as keywords of
+        :func:`cfx_lib.data.transforms.perturb`, :func:`cfx_lib.metrics.shift_probe`,
+        :func:`cfx_lib.metrics.describe_reading` and :func:`cfx_lib.metrics.route_reading`, so that every
+        reader of φ reads it as the loss does."""
+        return {"noise": self.score_noise, "shift": self.score_shift, "rotate": self.score_rotate,
+                "scale": self.score_scale}
+
+    @property
     def alpha_logit_eps(self) -> float | None:
         """The clip with which G and D embed α in logit space, or None (probability space)."""
         if self.score_space != "logit":

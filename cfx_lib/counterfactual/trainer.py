@@ -464,8 +464,8 @@ def train_counterfactual(
             x_cyc = run_g(perturb(x_t, cfg.cycle_noise, 0, gen), s, k)  # x_t itself unless cycle_noise > 0
             x_rec = run_g(x, s, k)
         g_gan = L.g_hinge(run_d(x_t, alpha))
-        phi_t = phi(perturb(x_t, cfg.score_noise, cfg.score_shift, gen, cfg.score_rotate, cfg.score_scale))
-        phi_cyc = phi(perturb(x_cyc, cfg.score_noise, cfg.score_shift, gen, cfg.score_rotate, cfg.score_scale))
+        phi_t = phi(perturb(x_t, gen=gen, **cfg.score_reading))
+        phi_cyc = phi(perturb(x_cyc, gen=gen, **cfg.score_reading))
         score = L.score_loss(phi_t, alpha, **space) + L.score_loss(phi_cyc, s, **space)
         rec = L.l1(x, x_rec) + L.l1(x, x_cyc)
         logits_t = r(x, x_t)

@@ -81,6 +81,11 @@ def test_perturb_keeps_shape_and_is_identity_when_off():
     assert y.shape == x.shape and y.min() >= 0 and y.max() <= 1
     y.sum().backward()
     assert x.grad is not None
+    # the score loss's reading, one set of keywords for every reader of φ
+    cfg = CounterfactualConfig(score_noise=0.05, score_shift=4, score_rotate=10, score_scale=0.1)
+    assert cfg.score_reading == {"noise": 0.05, "shift": 4, "rotate": 10, "scale": 0.1}
+    assert torch.equal(perturb(x, gen=torch.Generator().manual_seed(1), **cfg.score_reading),
+                       perturb(x, 0.05, 4, torch.Generator().manual_seed(1), 10, 0.1))
 
 
 def _toy_detector():

@@ -55,13 +55,16 @@ class Study:
     def detector(self, kind: str, checkpoint: str | Path | None = None, out_dir: str | Path | None = None,
                  options: dict[str, Any] | None = None):
         """``(detector, where it came from)``: ``checkpoint``, else notebook 02's ``detector.pt`` of the
-        run, else one trained now as notebook 03 would, into ``out_dir`` (a temporary folder by default);
-        see :func:`cfx_lib.notebook.obtain_detector`."""
+        run, else one trained now as notebook 03 would, into ``out_dir`` (a temporary folder by default).
+        ``options``: fields of :class:`~cfx_lib.config.DetectorConfig`, and under ``"oe"`` overrides of
+        how its OE is drawn (e.g. ``{"oe": {"marks": 0.5}}``); see :func:`cfx_lib.notebook.obtain_detector`."""
+        options = dict(options or {})
+        oe = options.pop("oe", None)
         out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="cfx-bench-"))
         context = NotebookRun(repo=find_repo_root(), profile=self.profile, out_dir=out, params={},
                               data_root=default_data_root())
         return obtain_detector(context, self.dataset, None, kind, self.seed, self.train, checkpoint=checkpoint,
-                               options=options)
+                               options=options or None, oe=oe)
 
     def oracle(self):
         """The run's oracle of the ground-truth factors, cached in the results tree as notebook 03 caches it."""

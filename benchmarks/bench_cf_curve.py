@@ -3,7 +3,7 @@ AuROC, R's accuracy and the ground-truth purity after more and more generator it
 
     python benchmarks/bench_cf_curve.py [--profile quick] [--dataset colored_mnist] [--detector bce]
         [--iterations 200 400 800 1600] [--options '{"d_steps": 2, "weights": {"gan": 10}}']
-        [--tag NAME] [--results-root results] [--out DIR] [--detector-checkpoint PATH]
+        [--tag NAME] [--results-root results] [--out DIR] [--detector-checkpoint PATH] [--detector-options JSON]
 
 It explains notebook 02's detector of the run (``<results-root>/<profile>/runs/<run>/02_detector/
 detector.pt``; trained first into ``--out`` if missing, as notebook 03 would) with the profile's generator configuration, trains to the
@@ -17,6 +17,9 @@ holds ``routes``, what each concept does per value of each factor of the anomali
 those the oracle reads as normal and how large the edit is (:func:`cfx_lib.metrics.route_table`), also
 printed as a table. Run again on the same
 ``--out`` (the checkpoint is complete), it only re-measures.
+``--detector-options JSON`` trains the detector anew into ``--out`` with fields of
+:class:`~cfx_lib.config.DetectorConfig` changed and, under ``"oe"``, its OE drawn otherwise
+(:func:`cfx_lib.data.load_outliers`, e.g. ``'{"oe": {"marks": 0.5}}'``); the JSON records them.
 ``--warm-start CKPT`` continues another run's generator (G, D, R and their optimisers, e.g. one trained on
 another detector) under this run's detector from the checkpoint's iteration on: does a solution found
 for one detector survive training under another? (:func:`cfx_lib.counterfactual.warm_start`).
@@ -71,6 +74,9 @@ parser.add_argument("--warm-start", default=None,
                          "continue under this one; copied into --out first (cfx_lib.counterfactual.warm_start)")
 parser.add_argument("--detector-checkpoint", default=None,
                     help="explain this detector.pt instead of the run's (e.g. one detector for several generator seeds)")
+parser.add_argument("--detector-options", type=json.loads, default={},
+                    help="JSON overrides of DetectorConfig, and under \"oe\" of how its OE is drawn (cfx_lib.data."
+                         "load_outliers), for a detector trained anew into --out, e.g. '{\"oe\": {\"marks\": 0.5}}'")
 args = parser.parse_args()
 if args.iterations != sorted(set(args.iterations)) or args.iterations[0] < 1:
     parser.error("--iterations must be increasing positive counts")
@@ -86,15 +92,16 @@ out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="cfx-cf-curve
 if args.detector == ORACLE:
     # a diagnostic (cfx_lib.metrics.OracleDetector): φ read by a second oracle, trained with another seed
     # than the one that judges the counterfactuals below
-    if args.detector_checkpoint:
-        parser.error("--detector oracle builds its detector; it takes no --detector-checkpoint")
+    if args.detector_checkpoint or args.detector_options:
+        parser.error("--detector oracle builds its detector; it takes no --detector-checkpoint or --detector-options")
     reader = load_or_train_oracle(out / "oracle_detector.pt", train, test, epochs=profile.oracle_epochs,
                                   seed=args.seed + 1).oracle
     min_contrast = faint_threshold(train.images) if args.oracle_gate == "contrast" else None
     detector, detector_source = OracleDetector(reader, normal_values_of(setup), min_contrast), out / "oracle_detector.pt"
 else:
     # notebook 02's detector of the run, else one trained now like notebook 03 would (same OE draw)
-    detector, detector_source = study.detector(args.detector, checkpoint=args.detector_checkpoint, out_dir=out)
+    detector, detector_source = study.detector(args.detector, checkpoint=args.detector_checkpoint, out_dir=out,
+                                               options=args.detector_options)
 print("detector:", detector_source)
 run = study.run(args.detector)
 oracle = study.oracle()
@@ -119,7 +126,9 @@ def write_curve(rows: list[dict], cfg) -> None:
     off, e.g. by a time limit, keeps the counts it finished)."""
     gate = {"oracle_gate": args.oracle_gate} if args.detector == ORACLE else {}
     warm = {"warm_start": args.warm_start} if args.warm_start else {}
-    write_json({"profile": profile.name, "run": run, "options": args.options, **gate, **warm, "config": cfg.to_dict(),
+    trained = {"detector_options": args.detector_options} if args.detector_options else {}
+    write_json({"profile": profile.name, "run": run, "options": args.options, **gate, **warm, **trained,
+                "config": cfg.to_dict(),
                 "environment": environment(), "rows": rows},
                root / "benchmarks" / f"{name}.json")
     fig, ax = plt.subplots(figsize=(5.5, 3.5))

@@ -62,7 +62,8 @@ parser.add_argument("--detector-checkpoint", default=None)
 parser.add_argument("--oracle-gate", choices=["contrast", "none"], default="contrast",
                     help="--detector oracle only: see bench_cf_curve.py")
 parser.add_argument("--detector-options", type=json.loads, default={},
-                    help="JSON overrides of DetectorConfig for a detector trained here, e.g. '{\"shift_augment\": 4}'")
+                    help="JSON overrides of DetectorConfig for a detector trained here, e.g. '{\"shift_augment\": 4}', "
+                         "and under \"oe\" of how its OE is drawn, e.g. '{\"oe\": {\"marks\": 0.5}}'")
 args = parser.parse_args()
 if len(set(args.generator_seeds)) != len(args.generator_seeds) or min(args.generator_seeds) < 0:
     parser.error("--generator-seeds must be distinct non-negative ints")

@@ -14,7 +14,7 @@ colour separates the two routes: the cyan group holds every digit, the other col
 Uses :func:`cfx_lib.metrics.shift_probe` (one draw of offsets per shift and group, seeded). The
 detector is notebook 02's of the run, else ``--detector-checkpoint``, else one trained now into
 ``--out`` with the profile's schedule changed by ``--detector-options`` (e.g. ``'{"shift_augment":
-4}'``). Writes ``<results-root>/benchmarks/phi-reading-<profile>-<run>[-<tag>].json``, ``.csv`` and
+4}'``, or ``'{"oe": {"marks": 0.5}}'`` for OE drawn otherwise). Writes ``<results-root>/benchmarks/phi-reading-<profile>-<run>[-<tag>].json``, ``.csv`` and
 ``.png`` (median score per group against the shift, log scale).
 """
 

@@ -126,40 +126,42 @@ def start(notebook: str, params: dict[str, Any], *, dataset: str, normal: dict[s
 
 def obtain_detector(run: NotebookRun, dataset: str, normal: dict[str, Any] | None, kind: str, seed: int, train,
                     checkpoint: str | Path | None = None, device: str = "auto", progress: bool = True,
-                    options: dict[str, Any] | None = None):
+                    options: dict[str, Any] | None = None, oe: dict[str, Any] | None = None):
     """The detector a notebook explains, and where it came from.
 
     In order: ``checkpoint`` when given; else the ``detector.pt`` that notebook 02 wrote for the
-    same profile, dataset, normal set, detector and seed (only without ``options``); else a
+    same profile, dataset, normal set, detector and seed (only without ``options`` and ``oe``); else a
     detector trained now with the profile's schedule, changed by ``options`` (fields of
     :class:`~cfx_lib.config.DetectorConfig`, e.g. ``{"shift_augment": 4}``), for ``bce``, ``hsc``,
-    ``dsvdd``, written to ``<out_dir>/detector``.
+    ``dsvdd``, written to ``<out_dir>/detector``. ``oe`` overrides how its OE images are drawn
+    (keyword arguments of :func:`cfx_lib.data.load_outliers`, e.g. ``{"marks": 0.5}``; see :func:`oe_images`).
     """
     from .detectors import Detector, train_detector
     from .device import resolve_device
 
-    if checkpoint and options:
-        raise ValueError(f"detector options {options} change how a detector is trained; they cannot change the "
+    if checkpoint and (options or oe):
+        raise ValueError(f"detector options {options or oe} change how a detector is trained; they cannot change the "
                          f"checkpoint {checkpoint}")
     dev = resolve_device(device)
     if checkpoint:
         checkpoint = run.resolve(checkpoint)
         return Detector.load(checkpoint, expect_kind=kind, expect_shape=train.image_shape, device=dev), str(checkpoint)
     path = run_dir(run.profile.name, dataset, normal, seed, kind) / "02_detector" / "detector.pt"
-    if path.is_file() and not options:
+    if path.is_file() and not options and not oe:
         return Detector.load(path, expect_kind=kind, expect_shape=train.image_shape, device=dev), str(path)
     cfg = run.profile.detector_config(kind, train.image_shape[-1], seed=seed, device=device, **(options or {}))
-    outliers = oe_images(run, dataset, kind, seed, train.image_shape, normal)
+    outliers = oe_images(run, dataset, kind, seed, train.image_shape, normal, oe=oe)
     result = train_detector(cfg, train.normal.images, outliers, out_dir=run.out_dir / "detector", progress=progress,
                            on_mismatch="restart")
     return result.detector.to(dev), f"trained now ({cfg.epochs} epochs) into {run.out_dir / 'detector'}"
 
 
 def oe_images(run: NotebookRun, dataset: str, kind: str, seed: int, image_shape: tuple[int, int, int],
-              normal: dict[str, Any] | None = None, source: str | None = None):
+              normal: dict[str, Any] | None = None, source: str | None = None, oe: dict[str, Any] | None = None):
     """The outlier-exposure images a ``kind`` detector trains with under the run's profile
     (notebook 02's draw), or None for ``dsvdd``: ``source`` (default: the profile's) drawn as
-    :func:`cfx_lib.data.oe_options` says for the dataset and ``normal`` (colours, strokes).
+    :func:`cfx_lib.data.oe_options` says for the dataset and ``normal`` (colours, strokes), changed by
+    ``oe`` (keyword arguments of :func:`cfx_lib.data.load_outliers`: ``colors``, ``strokes``, ``marks``).
     ``supervised_bce`` has no OE: its labelled anomalies come from notebook 02's parameters, so it
     is refused here."""
     from .data import load_outliers, oe_options
@@ -169,8 +171,11 @@ def oe_images(run: NotebookRun, dataset: str, kind: str, seed: int, image_shape:
                          "SUPERVISED_ANOMALIES first, or pass its checkpoint")
     if kind not in ("bce", "hsc"):
         return None
+    allowed = {"colors", "strokes", "marks"}
+    if oe and set(oe) - allowed:
+        raise ValueError(f"unknown OE options {sorted(set(oe) - allowed)}; valid: {sorted(allowed)}")
     return load_outliers(source or run.profile.oe_source(dataset), run.profile.n_oe, image_shape, seed=seed + 1,
-                         root=run.data_root, **oe_options(dataset, **(normal or {})))
+                         root=run.data_root, **{**oe_options(dataset, **(normal or {})), **(oe or {})})
 
 
 def obtain_explainer(run: NotebookRun, dataset: str, normal: dict[str, Any] | None, kind: str, seed: int,

@@ -41,6 +41,19 @@ def test_cf_curve_resumes_through_its_iteration_counts(tmp_path):
 
 
 @pytest.mark.slow
+def test_cf_curve_trains_its_detector_on_oe_drawn_as_asked(tmp_path):
+    """``--detector-options``: the detector is trained anew into --out with its OE drawn otherwise (marks
+    here), and the JSON says how."""
+    options = {"oe": {"marks": 0.5}}
+    run_script("bench_cf_curve.py", "--profile", "smoke", "--iterations", "2", "--detector-options", json.dumps(options),
+               "--tag", "marks", "--out", str(tmp_path / "gen"), results_root=tmp_path)
+    result = json.loads((tmp_path / "benchmarks" / "cf-curve-smoke-colored_mnist-default-bce-s0-marks.json").read_text())
+    assert result["detector_options"] == options and len(result["rows"]) == 1
+    state = torch.load(tmp_path / "gen" / "detector" / "detector_last.pt", weights_only=True)
+    assert state["fingerprint"]["n_outliers"] > 0  # trained here, with OE
+
+
+@pytest.mark.slow
 def test_a_generator_warm_started_on_another_detector_and_read_by_both(tmp_path):
     """bench_cf_curve.py --warm-start continues a BCE-OE generator under HSC-OE from its iteration on;
     bench_route_reading.py reads both generators' counterfactuals, an exact recolouring and real 1s drawn

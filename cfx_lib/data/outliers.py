@@ -27,6 +27,16 @@ normal "1"; without such outliers a BCE detector learns that any 1-like stroke i
 normal, and counterfactual training finds that shortcut (:func:`cfx_lib.metrics.patch_probe` measures it):
 a 5×2 bar in a corner made BCE-OE trained without strokes score 77% of the ``colored_mnist`` test
 anomalies ≤ 0.5 (18% without the bar); trained with ``strokes=0.5``, 4% (5% without the bar).
+
+``marks`` (0 in every profile; ``oe={"marks": ...}`` of :func:`cfx_lib.notebook.obtain_detector`)
+pastes a small solid blob (2–4 × 2–4 pixels, anywhere; half in the image's own colour, half in
+another palette colour or white) into that share of the OE images, after the strokes. Counterfactuals
+read through rotations (session 47) added such a dot to fragments of digits, and φ accepts it: on the
+``quick`` BCE-OE detectors of whole seeds 2 / 0 / 1, a 4×4 blob at nine places in the upper half raises
+the share of test anomalies scored ≤ 0.5 from 0.06 / 0.05 / 0.08 to 0.10–0.12 in their own colour and
+0.10–0.21 in magenta, white or yellow; trained with ``marks=0.5``, 0.06–0.08 and 0.04–0.06 (0.05 / 0.03 /
+0.06 without a blob), with the AuROC unchanged (0.995–0.998). The generators still add dots, and the
+option is off (``docs/experiments.md``, "Session 48").
 """
 
 from __future__ import annotations
@@ -85,6 +95,33 @@ def add_strokes(images: torch.Tensor, share: float, gen: torch.Generator) -> tor
         bh, bw = (long, thin) if torch.rand(1, generator=gen) < 0.5 else (thin, long)
         top, left = int(torch.randint(0, h - bh + 1, (1,), generator=gen)), int(torch.randint(0, w - bw + 1, (1,), generator=gen))
         out[i : i + 1] = paste_patch(out[i : i + 1], top, left, bh, bw)
+    return out
+
+
+def add_marks(images: torch.Tensor, share: float, gen: torch.Generator) -> torch.Tensor:
+    """``images`` (N, C, H, W) in [0, 1] with a small solid blob (2–4 × 2–4 pixels, at a random
+    place) pasted into a ``share`` of them; the others unchanged. Half the blobs are in the image's
+    own stroke colour (its brightest value per channel), half in another colour: for three channels
+    a palette colour or white, drawn at random, for one channel full brightness. A blob is neither a
+    digit nor a colour of the image, so an OE image with one teaches a detector that such a mark is
+    no reason to be normal (the counterfactuals of session 47 added one to fragments of digits)."""
+    if not 0 <= share <= 1:
+        raise ValueError(f"the share of OE images with marks must be in [0, 1], got {share}")
+    out = images.clone()
+    n, c, h, w = images.shape
+    colors = torch.tensor([*PALETTE.values(), (1.0, 1.0, 1.0)], dtype=images.dtype) if c == 3 else None
+    picked = torch.nonzero(torch.rand(n, generator=gen) < share).flatten().tolist()
+    for i in picked:
+        bh, bw = (int(v) for v in torch.randint(2, 5, (2,), generator=gen))
+        top, left = int(torch.randint(0, h - bh + 1, (1,), generator=gen)), int(torch.randint(0, w - bw + 1, (1,), generator=gen))
+        own = bool(torch.rand(1, generator=gen) < 0.5)
+        if own:
+            color = None
+        elif colors is None:
+            color = (1.0,) * c
+        else:
+            color = tuple(colors[int(torch.randint(len(colors), (1,), generator=gen))].tolist())
+        out[i : i + 1] = paste_patch(out[i : i + 1], top, left, bh, bw, color)
     return out
 
 
@@ -192,7 +229,7 @@ def _cifar100(root: Path, download: bool) -> torch.Tensor:
 def load_outliers(
     source: str, n: int, image_shape: tuple[int, int, int], seed: int = 0,
     root: str | Path | None = None, download: bool | None = None, colors: Sequence[str] | None = None,
-    strokes: float = 0.0,
+    strokes: float = 0.0, marks: float = 0.0,
 ) -> torch.Tensor:
     """Return ``n`` OE images shaped ``image_shape`` = (C, H, W), float32 in [0, 1].
 
@@ -200,6 +237,8 @@ def load_outliers(
     ``colors``: the palette colours (``cfx_lib.data.colored_mnist.COLOR_NAMES``) in which
     grayscale sources are drawn when three channels are asked for; None = all of them.
     ``strokes``: the share of images into which :func:`add_strokes` pastes a bar (default 0).
+    ``marks``: the share of images into which :func:`add_marks` then pastes a blob (default 0; drawn
+    after everything else, so OE without marks is the same draw as before the option existed).
     """
     from ..paths import default_data_root
 
@@ -228,4 +267,6 @@ def load_outliers(
     images = _match_channels(images, channels, gen, colors).clamp(0, 1)
     if strokes:
         images = add_strokes(images, strokes, gen)
+    if marks:
+        images = add_marks(images, marks, gen)
     return images.contiguous()

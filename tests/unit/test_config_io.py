@@ -151,3 +151,45 @@ def test_profiles_give_counterfactual_configs_per_image_size():
     assert paper.weights.rec == 100.0 and paper.score_noise == 0.0 and paper.g_widths == (64, 128)
     with pytest.raises(ValueError, match="unknown counterfactual option"):
         quick.counterfactual_config(28, epochs=3)
+
+
+def test_oe_images_take_overrides_of_the_draw(tmp_path):
+    from cfx_lib.notebook import oe_images
+
+    run = start("02_detector", {"PROFILE": "smoke"}, dataset="colored_mnist", normal={}, seed=0, detector="bce",
+                output_dir=tmp_path)
+    plain = oe_images(run, "colored_mnist", "bce", 0, (3, 28, 28))
+    marked = oe_images(run, "colored_mnist", "bce", 0, (3, 28, 28), oe={"marks": 0.5})
+    assert plain.shape == marked.shape and 0.3 < (marked != plain).flatten(1).any(dim=1).float().mean() < 0.7
+    assert torch.equal(oe_images(run, "colored_mnist", "bce", 0, (3, 28, 28), oe={}), plain)
+    assert oe_images(run, "colored_mnist", "dsvdd", 0, (3, 28, 28), oe={"marks": 0.5}) is None
+    with pytest.raises(ValueError, match=r"unknown OE options \['blobs'\]; valid: \['colors', 'marks', 'strokes'\]"):
+        oe_images(run, "colored_mnist", "bce", 0, (3, 28, 28), oe={"blobs": 0.5})
+
+
+def test_obtain_detector_trains_on_the_oe_it_is_given(tmp_path, monkeypatch):
+    import cfx_lib.detectors
+    from cfx_lib.data import load_dataset
+    from cfx_lib.notebook import obtain_detector, oe_images
+
+    seen = []
+
+    class Trained(Exception):
+        pass
+
+    def fake_train(cfg, normal, outliers, **kwargs):
+        seen.append((cfg, outliers))
+        raise Trained
+
+    monkeypatch.setattr(cfx_lib.detectors, "train_detector", fake_train)
+    run = start("03_counterfactual", {"PROFILE": "smoke"}, dataset="colored_mnist", normal={}, seed=0, detector="bce",
+                output_dir=tmp_path)
+    train = load_dataset("colored_mnist", "train", seed=0, **run.profile.dataset_kwargs("colored_mnist", "train"))
+    with pytest.raises(Trained):
+        obtain_detector(run, "colored_mnist", None, "bce", 0, train, options={"shift_augment": 2}, oe={"marks": 0.5})
+    cfg, outliers = seen[0]
+    assert cfg.shift_augment == 2
+    assert torch.equal(outliers, oe_images(run, "colored_mnist", "bce", 0, train.image_shape, oe={"marks": 0.5}))
+    assert not torch.equal(outliers, oe_images(run, "colored_mnist", "bce", 0, train.image_shape))
+    with pytest.raises(ValueError, match="cannot change the checkpoint"):
+        obtain_detector(run, "colored_mnist", None, "bce", 0, train, checkpoint=tmp_path / "d.pt", oe={"marks": 0.5})

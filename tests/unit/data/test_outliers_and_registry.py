@@ -60,6 +60,34 @@ def test_oe_strokes():
     with pytest.raises(ValueError, match=r"in \[0, 1\]"):
         add_strokes(plain, 1.5, gen)
 
+def test_oe_marks():
+    from cfx_lib.data.outliers import add_marks
+
+    plain = load_outliers("synthetic", 400, (3, 28, 28), seed=3, colors=["red"], strokes=0.5)
+    marked = load_outliers("synthetic", 400, (3, 28, 28), seed=3, colors=["red"], strokes=0.5, marks=0.5)
+    changed = (marked != plain).flatten(1).any(dim=1)
+    assert 0.35 < changed.float().mean() < 0.65  # about half of them carry a mark
+    # a solid blob of 2–4 × 2–4 pixels: every changed pixel lies in one box of at most 4×4 and has one colour
+    for before, after in zip(plain[changed], marked[changed]):
+        rows, cols = (after != before).any(dim=0).nonzero(as_tuple=True)
+        assert rows.max() - rows.min() < 4 and cols.max() - cols.min() < 4
+        blob = after[:, rows.min(): rows.max() + 1, cols.min(): cols.max() + 1]
+        assert (blob == blob[:, :1, :1]).all()
+    # half in the letter's own red, the others in another palette colour or white
+    fills = {tuple(a[:, r, c].tolist()) for a, b in zip(marked[changed], plain[changed])
+             for r, c in [(a != b).any(dim=0).nonzero()[0].tolist()]}
+    assert (1.0, 0.0, 0.0) in fills and len(fills) >= 4 and fills <= {*PALETTE.values(), (1.0, 1.0, 1.0)}
+    # drawn after the strokes: without marks the draw is the one from before the option existed
+    assert torch.equal(load_outliers("synthetic", 400, (3, 28, 28), seed=3, colors=["red"], strokes=0.5, marks=0.0), plain)
+    gray = load_outliers("synthetic", 50, (1, 28, 28), seed=3)
+    gen = torch.Generator().manual_seed(0)
+    one = add_marks(gray, 1.0, gen)
+    assert one.shape == gray.shape and one.max() <= 1 and (one != gray).flatten(1).any(dim=1).all()
+    assert torch.equal(add_marks(gray, 0.0, gen), gray)
+    with pytest.raises(ValueError, match=r"marks must be in \[0, 1\]"):
+        add_marks(gray, -0.1, gen)
+
+
 def test_downloadable_oe_offline_points_to_the_synthetic_stand_in(tmp_path):
     with pytest.raises(DatasetUnavailable, match="synthetic_letters"):
         load_outliers("emnist_letters", 4, (1, 28, 28), root=tmp_path, download=False)

@@ -166,14 +166,14 @@ def oe_images(run: NotebookRun, dataset: str, kind: str, seed: int, image_shape:
     is refused here."""
     from .data import load_outliers, oe_options
 
+    allowed = {"colors", "strokes", "marks"}
+    if oe and set(oe) - allowed:
+        raise ValueError(f"unknown OE options {sorted(set(oe) - allowed)}; valid: {sorted(allowed)}")
     if kind == "supervised_bce":
         raise ValueError("a supervised_bce detector needs labelled anomalies: run notebook 02 with "
                          "SUPERVISED_ANOMALIES first, or pass its checkpoint")
     if kind not in ("bce", "hsc"):
         return None
-    allowed = {"colors", "strokes", "marks"}
-    if oe and set(oe) - allowed:
-        raise ValueError(f"unknown OE options {sorted(set(oe) - allowed)}; valid: {sorted(allowed)}")
     return load_outliers(source or run.profile.oe_source(dataset), run.profile.n_oe, image_shape, seed=seed + 1,
                          root=run.data_root, **{**oe_options(dataset, **(normal or {})), **(oe or {})})
 

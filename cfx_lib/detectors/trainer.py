@@ -120,7 +120,8 @@ def train_detector(
     opt = torch.optim.Adam(det.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     sched = torch.optim.lr_scheduler.MultiStepLR(opt, milestones=list(cfg.milestones), gamma=cfg.gamma)
     fingerprint = {"n_normal": len(normal), "n_outliers": 0 if outliers is None else len(outliers),
-                   "normal_sum": round(float(normal.double().sum()), 3)}
+                   "normal_sum": round(float(normal.double().sum()), 3),
+                   "outliers_sum": 0.0 if outliers is None else round(float(outliers.double().sum()), 3)}
     history: list[dict[str, float]] = []
     start_epoch, elapsed = 0, 0.0
 
@@ -131,7 +132,11 @@ def train_detector(
         # a checkpoint written before an option existed was trained with its default
         saved_cfg = {**DetectorConfig(kind=cfg.kind).to_dict(), **state["train_config"]}
         same = {k: v for k, v in saved_cfg.items() if k != "epochs"} == {k: v for k, v in current.items() if k != "epochs"}
-        if same and state["fingerprint"] == fingerprint and state["epoch"] <= cfg.epochs:
+        # OE of the same size drawn otherwise (e.g. with marks) is another dataset; a checkpoint written
+        # before the OE's checksum was recorded is compared on what it holds
+        saved_fp = state["fingerprint"]
+        same_data = set(saved_fp) <= set(fingerprint) and all(saved_fp[k] == fingerprint[k] for k in saved_fp)
+        if same and same_data and state["epoch"] <= cfg.epochs:
             return None
         return f"was written for another configuration or dataset (only more epochs may be asked for; saved: {saved_cfg})"
 

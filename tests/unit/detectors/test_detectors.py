@@ -152,6 +152,21 @@ def test_resume_accepts_a_checkpoint_written_before_shift_augment_existed(tmp_pa
                        outliers, out_dir=tmp_path, progress=False)
 
 
+def test_resume_refuses_other_oe_of_the_same_size_and_accepts_a_checkpoint_without_its_checksum(tmp_path):
+    normal, outliers = toy((1, 28, 28), n=32)
+    cfg = DetectorConfig(kind="bce", epochs=1, milestones=(), batch_size=16)
+    train_detector(cfg, normal, outliers, out_dir=tmp_path, progress=False)
+    with pytest.raises(ValueError, match="another configuration or dataset"):  # e.g. OE drawn with marks
+        train_detector(DetectorConfig(kind="bce", epochs=2, milestones=(), batch_size=16), normal, outliers * 0.9,
+                       out_dir=tmp_path, progress=False)
+    state = torch.load(tmp_path / "detector_last.pt", weights_only=True)
+    del state["fingerprint"]["outliers_sum"]  # as an earlier version wrote it
+    save_torch(state, tmp_path / "detector_last.pt")
+    resumed = train_detector(DetectorConfig(kind="bce", epochs=2, milestones=(), batch_size=16), normal, outliers,
+                             out_dir=tmp_path, progress=False)
+    assert resumed.resumed_epoch == 1
+
+
 def test_resume_refuses_another_configuration(tmp_path):
     normal, outliers = toy((1, 28, 28), n=32)
     train_detector(DetectorConfig(kind="bce", epochs=1, milestones=(), batch_size=16), normal, outliers, out_dir=tmp_path, progress=False)
@@ -168,13 +183,14 @@ def test_resume_refuses_another_configuration(tmp_path):
     assert torch.load(tmp_path / "detector_last.pt", weights_only=True)["train_config"]["lr"] == 0.1
 
 
-def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path):
+def test_nan_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp_path, monkeypatch):
     normal, outliers = toy((1, 28, 28), n=32)
     train_detector(DetectorConfig(kind="bce", epochs=1, milestones=(), batch_size=16), normal, outliers,
                    out_dir=tmp_path, progress=False)
     good = (tmp_path / "detector_last.pt").read_bytes()
-    poisoned = torch.full_like(outliers, float("nan"))
+    # the resumed run diverges (on the same data: other data would not resume this checkpoint)
+    monkeypatch.setattr(Detector, "loss", lambda self, x, y: (self(x) * float("nan")).mean())
     with pytest.raises(TrainingDiverged, match="last good checkpoint"):
-        train_detector(DetectorConfig(kind="bce", epochs=3, milestones=(), batch_size=16), normal, poisoned,
+        train_detector(DetectorConfig(kind="bce", epochs=3, milestones=(), batch_size=16), normal, outliers,
                        out_dir=tmp_path, progress=False)
     assert (tmp_path / "detector_last.pt").read_bytes() == good

@@ -137,13 +137,18 @@ def test_shift_augment_trains_on_moved_images_and_off_changes_nothing(tmp_path):
         DetectorConfig(shift_augment=-1)
 
 
+def _as_written_before(path, section: str, key: str) -> None:
+    """The checkpoint at ``path`` rewritten as an earlier version wrote it: without ``state[section][key]``."""
+    state = torch.load(path, weights_only=True)
+    del state[section][key]
+    save_torch(state, path)
+
+
 def test_resume_accepts_a_checkpoint_written_before_shift_augment_existed(tmp_path):
     normal, outliers = toy((1, 28, 28))
     train_detector(DetectorConfig(kind="bce", epochs=1, milestones=(), batch_size=16), normal, outliers,
                    out_dir=tmp_path, progress=False)
-    state = torch.load(tmp_path / "detector_last.pt", weights_only=True)
-    del state["train_config"]["shift_augment"]  # as an earlier version wrote it
-    save_torch(state, tmp_path / "detector_last.pt")
+    _as_written_before(tmp_path / "detector_last.pt", "train_config", "shift_augment")
     resumed = train_detector(DetectorConfig(kind="bce", epochs=2, milestones=(), batch_size=16), normal, outliers,
                              out_dir=tmp_path, progress=False)
     assert resumed.resumed_epoch == 1
@@ -159,9 +164,7 @@ def test_resume_refuses_other_oe_of_the_same_size_and_accepts_a_checkpoint_witho
     with pytest.raises(ValueError, match="another configuration or dataset"):  # e.g. OE drawn with marks
         train_detector(DetectorConfig(kind="bce", epochs=2, milestones=(), batch_size=16), normal, outliers * 0.9,
                        out_dir=tmp_path, progress=False)
-    state = torch.load(tmp_path / "detector_last.pt", weights_only=True)
-    del state["fingerprint"]["outliers_sum"]  # as an earlier version wrote it
-    save_torch(state, tmp_path / "detector_last.pt")
+    _as_written_before(tmp_path / "detector_last.pt", "fingerprint", "outliers_sum")
     resumed = train_detector(DetectorConfig(kind="bce", epochs=2, milestones=(), batch_size=16), normal, outliers,
                              out_dir=tmp_path, progress=False)
     assert resumed.resumed_epoch == 1

@@ -140,7 +140,8 @@ def obtain_detector(run: NotebookRun, dataset: str, normal: dict[str, Any] | Non
     from .device import resolve_device
 
     if checkpoint and (options or oe):
-        raise ValueError(f"detector options {options or oe} change how a detector is trained; they cannot change the "
+        asked = {**(options or {}), **({"oe": oe} if oe else {})}
+        raise ValueError(f"detector options {asked} change how a detector is trained; they cannot change the "
                          f"checkpoint {checkpoint}")
     dev = resolve_device(device)
     if checkpoint:
@@ -165,10 +166,11 @@ def oe_images(run: NotebookRun, dataset: str, kind: str, seed: int, image_shape:
     ``supervised_bce`` has no OE: its labelled anomalies come from notebook 02's parameters, so it
     is refused here."""
     from .data import load_outliers, oe_options
+    from .data.outliers import OE_DRAW_OPTIONS
 
-    allowed = {"colors", "strokes", "marks"}
-    if oe and set(oe) - allowed:
-        raise ValueError(f"unknown OE options {sorted(set(oe) - allowed)}; valid: {sorted(allowed)}")
+    unknown = set(oe or {}) - set(OE_DRAW_OPTIONS)
+    if unknown:
+        raise ValueError(f"unknown OE options {sorted(unknown)}; valid: {sorted(OE_DRAW_OPTIONS)}")
     if kind == "supervised_bce":
         raise ValueError("a supervised_bce detector needs labelled anomalies: run notebook 02 with "
                          "SUPERVISED_ANOMALIES first, or pass its checkpoint")

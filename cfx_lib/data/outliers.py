@@ -55,6 +55,8 @@ from .colored_mnist import COLOR_NAMES, PALETTE, colorize
 from .signs import _font
 from .torchvision_sets import DatasetUnavailable
 
+#: the keywords of :func:`load_outliers` that say how OE images are drawn (beyond source, number and shape)
+OE_DRAW_OPTIONS = ("colors", "strokes", "marks")
 OE_SOURCES = ["synthetic", "synthetic_letters", "synthetic_shapes", "emnist_letters", "cifar100"]
 #: letters rendered offline; those easily read as digits (I l i O o Z z S s B G b g q) are left out
 LETTERS = "ACDEFHJKLMNPQRTUVWXYacdefhjkmnprtuvwxy"
@@ -85,17 +87,26 @@ def add_strokes(images: torch.Tensor, share: float, gen: torch.Generator) -> tor
     """``images`` (N, C, H, W) in [0, 1] with a short vertical or horizontal bar pasted into a
     ``share`` of them (1–2 pixels wide, 4–8 long, at a random place, in each image's brightest
     value per channel, i.e. its stroke colour); the others unchanged."""
-    if not 0 <= share <= 1:
-        raise ValueError(f"the share of OE images with strokes must be in [0, 1], got {share}")
     out = images.clone()
-    n, _, h, w = images.shape
-    picked = torch.nonzero(torch.rand(n, generator=gen) < share).flatten().tolist()
-    for i in picked:
+    for i in _picked(images, share, "strokes", gen):
         long, thin = int(torch.randint(4, 9, (1,), generator=gen)), int(torch.randint(1, 3, (1,), generator=gen))
         bh, bw = (long, thin) if torch.rand(1, generator=gen) < 0.5 else (thin, long)
-        top, left = int(torch.randint(0, h - bh + 1, (1,), generator=gen)), int(torch.randint(0, w - bw + 1, (1,), generator=gen))
+        top, left = _place(images.shape, bh, bw, gen)
         out[i : i + 1] = paste_patch(out[i : i + 1], top, left, bh, bw)
     return out
+
+
+def _picked(images: torch.Tensor, share: float, what: str, gen: torch.Generator) -> list[int]:
+    """The indices of about ``share`` of ``images``, drawn from ``gen``: those that get a pasted ``what``."""
+    if not 0 <= share <= 1:
+        raise ValueError(f"the share of OE images with {what} must be in [0, 1], got {share}")
+    return torch.nonzero(torch.rand(len(images), generator=gen) < share).flatten().tolist()
+
+
+def _place(shape: torch.Size, height: int, width: int, gen: torch.Generator) -> tuple[int, int]:
+    """A random (top, left) at which a ``height`` × ``width`` patch fits into images of ``shape`` (N, C, H, W)."""
+    h, w = shape[-2:]
+    return int(torch.randint(0, h - height + 1, (1,), generator=gen)), int(torch.randint(0, w - width + 1, (1,), generator=gen))
 
 
 def add_marks(images: torch.Tensor, share: float, gen: torch.Generator) -> torch.Tensor:
@@ -105,15 +116,12 @@ def add_marks(images: torch.Tensor, share: float, gen: torch.Generator) -> torch
     a palette colour or white, drawn at random, for one channel full brightness. A blob is neither a
     digit nor a colour of the image, so an OE image with one teaches a detector that such a mark is
     no reason to be normal (the counterfactuals of session 47 added one to fragments of digits)."""
-    if not 0 <= share <= 1:
-        raise ValueError(f"the share of OE images with marks must be in [0, 1], got {share}")
     out = images.clone()
-    n, c, h, w = images.shape
+    c = images.shape[1]
     colors = torch.tensor([*PALETTE.values(), (1.0, 1.0, 1.0)], dtype=images.dtype) if c == 3 else None
-    picked = torch.nonzero(torch.rand(n, generator=gen) < share).flatten().tolist()
-    for i in picked:
+    for i in _picked(images, share, "marks", gen):
         bh, bw = (int(v) for v in torch.randint(2, 5, (2,), generator=gen))
-        top, left = int(torch.randint(0, h - bh + 1, (1,), generator=gen)), int(torch.randint(0, w - bw + 1, (1,), generator=gen))
+        top, left = _place(images.shape, bh, bw, gen)
         own = bool(torch.rand(1, generator=gen) < 0.5)
         if own:
             color = None

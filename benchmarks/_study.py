@@ -1,4 +1,4 @@
-"""What the benchmark scripts that train or read generators share (not a script itself).
+"""What the benchmark scripts that train, read or evaluate generators share (not a script itself).
 
 - :func:`open_study`: one run of the study as notebooks 02 and 03 see it: the profile, the results
   tree, the run's training and test splits and the dataset's setup;
@@ -38,7 +38,8 @@ PER_CONCEPT = ("oracle_normal", "oracle_normal_visible", "faint_share")
 @dataclass
 class Study:
     """One run of the study: ``profile``, results tree ``root``, ``dataset`` and ``seed`` with their
-    ``train`` and ``test`` splits and the dataset's ``setup`` (normal set, factors)."""
+    ``train`` and ``test`` splits and the dataset's ``setup`` (normal set, factors); ``normal`` is the
+    normal set as the notebooks' parameters give it (None: the dataset's default)."""
 
     profile: Profile
     root: Path
@@ -47,10 +48,11 @@ class Study:
     train: Any
     test: Any
     setup: Any
+    normal: dict[str, Any] | None = None
 
     def run(self, detector: str) -> str:
         """The run's name for ``detector`` (as in the results tree and the benchmarks' file names)."""
-        return run_id(self.dataset, None, self.seed, detector)
+        return run_id(self.dataset, self.normal, self.seed, detector)
 
     def detector(self, kind: str, checkpoint: str | Path | None = None, out_dir: str | Path | None = None,
                  options: dict[str, Any] | None = None):
@@ -63,7 +65,7 @@ class Study:
         out = Path(out_dir) if out_dir is not None else Path(tempfile.mkdtemp(prefix="cfx-bench-"))
         context = NotebookRun(repo=find_repo_root(), profile=self.profile, out_dir=out, params={},
                               data_root=default_data_root())
-        return obtain_detector(context, self.dataset, None, kind, self.seed, self.train, checkpoint=checkpoint,
+        return obtain_detector(context, self.dataset, self.normal, kind, self.seed, self.train, checkpoint=checkpoint,
                                options=options or None, oe=oe)
 
     def oracle(self):
@@ -72,15 +74,19 @@ class Study:
                                     self.train, self.test, epochs=self.profile.oracle_epochs, seed=self.seed).oracle
 
 
-def open_study(profile: str, dataset: str, seed: int, results_root: str | None = None) -> Study:
-    """The run of ``profile``, ``dataset`` and ``seed``; ``results_root`` (default ``$CFX_RESULTS_ROOT``
-    or ``<repo>/results``) becomes ``$CFX_RESULTS_ROOT`` so that the run's detectors are found there."""
+def open_study(profile: str, dataset: str, seed: int, results_root: str | None = None,
+               normal: dict[str, Any] | None = None) -> Study:
+    """The run of ``profile``, ``dataset``, ``seed`` and normal set ``normal`` (the notebooks' parameter,
+    e.g. an explainer's ``meta["normal"]``; None or empty: the dataset's default); ``results_root``
+    (default ``$CFX_RESULTS_ROOT`` or ``<repo>/results``) becomes ``$CFX_RESULTS_ROOT`` so that the run's
+    detectors are found there."""
     if results_root:
         os.environ["CFX_RESULTS_ROOT"] = results_root
     chosen = get_profile(profile)
-    train = load_dataset(dataset, "train", seed=seed, **chosen.dataset_kwargs(dataset, "train"))
-    test = load_dataset(dataset, "test", seed=seed, **chosen.dataset_kwargs(dataset, "test"))
-    return Study(chosen, default_results_root(), dataset, seed, train, test, make_setup(dataset))
+    spec = dict(normal or {})
+    train = load_dataset(dataset, "train", seed=seed, **chosen.dataset_kwargs(dataset, "train"), **spec)
+    test = load_dataset(dataset, "test", seed=seed, **chosen.dataset_kwargs(dataset, "test"), **spec)
+    return Study(chosen, default_results_root(), dataset, seed, train, test, make_setup(dataset, **spec), normal or None)
 
 
 @dataclass

@@ -11,18 +11,14 @@ import argparse
 import time
 from pathlib import Path
 
-from cfx_lib.config import get_profile
 from cfx_lib.counterfactual import load_explainer
-from cfx_lib.data import load_dataset
-from cfx_lib.data.registry import make_setup
 from cfx_lib.detectors import gradient_heatmap
 from cfx_lib.device import resolve_device
 from cfx_lib.io import write_json
-from cfx_lib.metrics import (
-    OracleFeatures, changed_factors, concept_purity, counterfactual_metrics, default_oracle_path, fid,
-    load_or_train_oracle,
-)
-from cfx_lib.paths import default_data_root, default_results_root
+from cfx_lib.metrics import OracleFeatures, changed_factors, concept_purity, counterfactual_metrics, fid
+from cfx_lib.paths import default_results_root
+
+from _study import open_study
 
 parser = argparse.ArgumentParser(description=__doc__)
 parser.add_argument("--explainer", default=None)
@@ -34,10 +30,9 @@ if not path.is_file():
     raise SystemExit(f"no explainer at {path}: run notebook 03 first (make reproduce), or pass --explainer")
 device = resolve_device(args.device)
 explainer = load_explainer(path, device=device)
-meta, profile = explainer.meta, get_profile(explainer.meta["profile"])
-kw = dict(seed=meta["seed"], **meta["normal"])
-train = load_dataset(meta["dataset"], "train", default_data_root(), **profile.dataset_kwargs(meta["dataset"], "train"), **kw)
-test = load_dataset(meta["dataset"], "test", default_data_root(), **profile.dataset_kwargs(meta["dataset"], "test"), **kw)
+meta = explainer.meta
+study = open_study(meta["profile"], meta["dataset"], meta["seed"], normal=meta["normal"])  # the explainer's run
+train, test = study.train, study.test
 times: dict[str, float] = {}
 
 
@@ -50,18 +45,16 @@ def timed(name, fn):
 
 explanation = timed("explain_test_anomalies", lambda: explainer.explain(test.anomalous.images))
 normal_scores = timed("score_normal_test", lambda: explainer.detector.score_images(test.normal.images, device=device))
-report = timed("oracle_load_or_train", lambda: load_or_train_oracle(default_oracle_path(profile.name, meta["dataset"], meta["seed"]),
-                                                                    train, test, epochs=profile.oracle_epochs, seed=meta["seed"]))
-setup = make_setup(meta["dataset"], **meta["normal"])
-timed("counterfactual_metrics", lambda: counterfactual_metrics(explanation, normal_scores, report.oracle, setup,
+oracle = timed("oracle_load_or_train", study.oracle)
+timed("counterfactual_metrics", lambda: counterfactual_metrics(explanation, normal_scores, oracle, study.setup,
                                                                explainer.concept_classifier))
-timed("purity", lambda: concept_purity(changed_factors(report.oracle, test.anomalous.images, explanation.counterfactuals)))
-features = OracleFeatures(report.oracle)
+timed("purity", lambda: concept_purity(changed_factors(oracle, test.anomalous.images, explanation.counterfactuals)))
+features = OracleFeatures(oracle)
 timed("fid_x3", lambda: [fid(a, test.normal.images, features) for a in
                          (explanation.counterfactuals.flatten(0, 1), test.anomalous.images, train.normal.images)])
 timed("heatmaps_ig_100", lambda: gradient_heatmap(explainer.detector, test.anomalous.images[:100].to(device),
                                                   method="integrated_gradients"))
 out = {"explainer": str(path), "device": str(device), "n_test_anomalies": len(test.anomalous),
        "n_test_normal": len(test.normal), "seconds": times, "total_seconds": sum(times.values())}
-write_json(out, default_results_root() / "benchmarks" / f"metrics-{path.parents[1].name}.json")
+write_json(out, study.root / "benchmarks" / f"metrics-{path.parents[1].name}.json")
 print({k: round(v, 2) for k, v in times.items()}, f"total {sum(times.values()):.1f} s")

@@ -2,16 +2,17 @@
 counterfactuals one generator found for one detector normal for another?
 
     python benchmarks/bench_route_reading.py [--profile quick] [--seed 0] [--detectors hsc bce]
-        [--checkpoints DIR/cf_last.pt ...] [--alpha 0] [--blend 0.25 0.5 0.75] [--tag NAME]
-        [--results-root results]
+        [--checkpoints DIR/cf_last.pt ...] [--reading profile|checkpoints] [--alpha 0]
+        [--blend 0.25 0.5 0.75] [--tag NAME] [--results-root results]
 
 On ``colored_mnist`` (normal: digit 1 or cyan) an anomaly becomes normal by one of two routes: redrawn
 as a 1 in its own colour, or recoloured to cyan with its digit kept. Each counterfactual is labelled
 by the route it took as the run's oracle reads it (:func:`cfx_lib.metrics.single_factor_routes`;
 "other" for none or both), and every detector named scores the counterfactuals of each route
 (:func:`cfx_lib.metrics.route_reading`): as they are, as the counterfactual score loss reads them
-(the profile's ``score_shift`` and ``score_noise``), and along the straight line from the anomaly
-(blend weights ``--blend``). The sources are two references, every test anomaly recoloured exactly to
+(``--reading profile``, the default: the profile's ``score_shift``, ``score_noise``, ``score_rotate`` and
+``score_scale``; ``--reading checkpoints``: the reading the checkpoints were trained under, which must
+be one for all of them), and along the straight line from the anomaly (blend weights ``--blend``). The sources are two references, every test anomaly recoloured exactly to
 the normal colour (the colour route drawn perfectly, :func:`cfx_lib.metrics.recolor`) and replaced by
 a real test image of the normal digit drawn in the anomaly's own colour (the digit route drawn
 perfectly, :func:`cfx_lib.metrics.redraw`; one seeded draw of those images), and concept k at ``--alpha`` of each generator
@@ -48,6 +49,9 @@ parser.add_argument("--dataset", default="colored_mnist", choices=["colored_mnis
 parser.add_argument("--seed", type=int, default=0, help="the run's seed (data, detectors, oracle)")
 parser.add_argument("--detectors", nargs="+", default=["hsc", "bce"])
 parser.add_argument("--checkpoints", nargs="*", default=[], help="generator training checkpoints (cf_last.pt)")
+parser.add_argument("--reading", choices=["profile", "checkpoints"], default="profile",
+                    help="how the score loss reads φ in the '_read' columns: the profile's reading, or the one "
+                         "the checkpoints were trained under (all of them alike)")
 parser.add_argument("--alpha", type=float, default=0.0, help="the target score the counterfactuals are drawn at")
 parser.add_argument("--blend", type=float, nargs="*", default=[0.25, 0.5, 0.75])
 parser.add_argument("--tag", default="")
@@ -58,10 +62,21 @@ if not 0 <= args.alpha <= 1 or not all(0 <= t <= 1 for t in args.blend):
 missing = [p for p in args.checkpoints if not Path(p).is_file()]
 if missing:
     parser.error(f"no checkpoint at {', '.join(missing)}")
+loaded = [(path, *load_training_checkpoint(path)) for path in args.checkpoints]  # (path, models, config, state)
+if args.reading == "checkpoints":
+    if not loaded:
+        parser.error("--reading checkpoints reads φ as the checkpoints were trained to: name them with --checkpoints")
+    readings = {path: cfg.score_reading for path, _, cfg, _ in loaded}
+    if len({tuple(sorted(r.items())) for r in readings.values()}) > 1:
+        parser.error("--reading checkpoints needs checkpoints trained under one reading of φ, got "
+                     + "; ".join(f"{path}: {r}" for path, r in readings.items()))
 
 study = open_study(args.profile, args.dataset, args.seed, args.results_root)
 profile, root, test, setup = study.profile, study.root, study.test, study.setup
-reading = profile.counterfactual_config(study.train.image_shape[-1]).score_reading  # as the score loss reads φ
+if args.reading == "checkpoints":  # as the score loss of the checkpoints read φ
+    reading = loaded[0][2].score_reading
+else:  # as the profile's score loss reads φ
+    reading = profile.counterfactual_config(study.train.image_shape[-1]).score_reading
 detectors = {kind: study.detector(kind)[0].eval() for kind in args.detectors}
 oracle = study.oracle()
 normal_values = normal_values_of(setup)
@@ -77,8 +92,7 @@ for digit in setup.normal_digits:  # real test images of the digit, each in one 
         continue
     picked = shapes[torch.randint(len(shapes), (len(anomalies),), generator=draw)]
     sources.append((f"redrawn as real {digit}s", 0, redraw(anomalies, picked)))
-for path in args.checkpoints:
-    models, cfg, state = load_training_checkpoint(path)
+for path, models, cfg, state in loaded:
     trained_on = state.get("warm_start", {}).get("source")
     label = f"{Path(path).parent.name}@{state['iteration']}"
     print(f"{label}: {path}" + (f" (warm-started from {trained_on})" if trained_on else ""))
@@ -97,7 +111,7 @@ print(table.to_string(index=False, float_format="{:.3f}".format))
 name = f"route-reading-{profile.name}-{args.dataset}-s{args.seed}" + (f"-{args.tag}" if args.tag else "")
 out = root / "benchmarks"
 write_json({"profile": profile.name, "dataset": args.dataset, "seed": args.seed, "detectors": args.detectors,
-            "checkpoints": args.checkpoints, "alpha": args.alpha, **reading,
+            "checkpoints": args.checkpoints, "alpha": args.alpha, "reading": args.reading, **reading,
             "environment": environment(), "rows": rows}, out / f"{name}.json")
 write_text(table.to_csv(index=False), out / f"{name}.csv")
 shown = table[table["route"] != "other"]

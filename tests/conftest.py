@@ -26,7 +26,8 @@ def write_idx(path: Path, array: np.ndarray) -> None:
     path.write_bytes(header + array.astype(np.uint8).tobytes())
 
 
-def write_toy_explainer(results_root: Path, profile: str = "smoke", run: str = "colored_mnist-default-bce-s0") -> Path:
+def write_toy_explainer(results_root: Path, profile: str = "smoke", run: str = "colored_mnist-default-bce-s0",
+                        normal: dict | None = None) -> Path:
     """An ``explainer.pt`` for 3×28×28 colored_mnist images where notebook 03 would write it,
     with an untrained detector and a generator whose weights are jittered so that its output
     depends on α and k (an untrained generator starts as nearly the same map for every
@@ -42,7 +43,7 @@ def write_toy_explainer(results_root: Path, profile: str = "smoke", run: str = "
         for p in gen.parameters():
             p.add_(0.3 * torch.randn_like(p))
     path = results_root / profile / "runs" / run / "03_counterfactual" / "explainer.pt"
-    meta = {"dataset": "colored_mnist", "normal": {}, "detector": "bce", "seed": 0, "profile": profile}
+    meta = {"dataset": "colored_mnist", "normal": normal or {}, "detector": "bce", "seed": 0, "profile": profile}
     path.parent.mkdir(parents=True, exist_ok=True)
     Explainer(Detector("bce", (3, 28, 28)), gen, cfg, meta=meta).save(path)
     return path

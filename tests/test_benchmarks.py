@@ -13,11 +13,14 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 
 
-def run_script(name: str, *args: str, results_root: Path) -> None:
+def run_script(name: str, *args: str, results_root: Path, check: bool = True) -> subprocess.CompletedProcess:
+    """Run a benchmark script offline into ``results_root``; with ``check``, it must succeed."""
     env = os.environ | {"CFX_OFFLINE": "1", "CFX_RESULTS_ROOT": str(results_root), "MPLBACKEND": "Agg"}
     proc = subprocess.run([sys.executable, str(REPO / "benchmarks" / name), *args], env=env, cwd=REPO,
                           capture_output=True, text=True, timeout=600)
-    assert proc.returncode == 0, proc.stderr[-3000:]
+    if check:
+        assert proc.returncode == 0, proc.stderr[-3000:]
+    return proc
 
 
 @pytest.mark.slow
@@ -85,6 +88,20 @@ def test_a_generator_warm_started_on_another_detector_and_read_by_both(tmp_path)
     assert len(counted) == 2 * (1 + 1 + 2 + 2) and len(set(counted.values())) == 1  # 6 sources × 2 detectors
     assert (tmp_path / "benchmarks" / "route-reading-smoke-colored_mnist-s0.png").is_file()
     assert (tmp_path / "benchmarks" / "route-reading-smoke-colored_mnist-s0.csv").is_file()
+    assert result["reading"] == "profile"
+    # --reading checkpoints: φ read as a generator trained through rotations read it, not as the profile does
+    turned = {"score_shift": 0, "score_rotate": 10.0, "score_scale": 0.1}
+    run_script("bench_cf_curve.py", "--profile", "smoke", "--iterations", "1", "--options", json.dumps(turned),
+               "--detector-checkpoint", str(tmp_path / "bce" / "detector" / "detector.pt"), "--out", str(tmp_path / "turned"),
+               "--tag", "turned", results_root=tmp_path)
+    turned_checkpoint = str(tmp_path / "turned" / "cf_last.pt")
+    run_script("bench_route_reading.py", "--profile", "smoke", "--checkpoints", turned_checkpoint, "--reading",
+               "checkpoints", "--blend", "0.5", "--tag", "turned", results_root=tmp_path)
+    result = json.loads((tmp_path / "benchmarks" / "route-reading-smoke-colored_mnist-s0-turned.json").read_text())
+    assert result["reading"] == "checkpoints" and (result["shift"], result["rotate"], result["scale"]) == (0, 10.0, 0.1)
+    mixed = run_script("bench_route_reading.py", "--profile", "smoke", "--checkpoints", turned_checkpoint, checkpoints[0],
+                       "--reading", "checkpoints", results_root=tmp_path, check=False)
+    assert mixed.returncode != 0 and "one reading of φ" in mixed.stderr
 
 
 @pytest.mark.slow
@@ -230,3 +247,23 @@ def test_bn_modes_reads_a_trained_generator_three_ways(tmp_path):
         assert running[key] == pytest.approx(curve["rows"][-1][key])
         assert all(0.0 <= r[key] <= 1.0 for r in result["rows"])
     assert (tmp_path / "benchmarks" / "bn-modes-smoke-colored_mnist-default-bce-s0.csv").is_file()
+
+
+@pytest.mark.slow
+def test_metrics_benchmark_times_the_evaluation_of_an_explainer_of_its_run(tmp_path, toy_explainer):
+    """bench_metrics.py opens the explainer's own run (profile, dataset, seed, normal set) through
+    ``_study``, as the other scripts do, trains its oracle into the results tree and times each metric."""
+    path = toy_explainer(tmp_path)
+    run_script("bench_metrics.py", "--explainer", str(path), "--device", "cpu", results_root=tmp_path)
+    result = json.loads((tmp_path / "benchmarks" / "metrics-colored_mnist-default-bce-s0.json").read_text())
+    assert set(result["seconds"]) == {"explain_test_anomalies", "score_normal_test", "oracle_load_or_train",
+                                      "counterfactual_metrics", "purity", "fid_x3", "heatmaps_ig_100"}
+    assert result["n_test_anomalies"] > 0 and result["total_seconds"] == pytest.approx(sum(result["seconds"].values()))
+    assert (tmp_path / "smoke" / "oracles" / "colored_mnist-s0.pt").is_file()  # the run's oracle, cached
+    # the explainer's normal set, not the dataset's default: red digits are normal too, so fewer anomalies
+    wider = toy_explainer(tmp_path, run="colored_mnist-wider-bce-s0", normal={"normal_colors": ["cyan", "red"]})
+    run_script("bench_metrics.py", "--explainer", str(wider), "--device", "cpu", results_root=tmp_path)
+    fewer = json.loads((tmp_path / "benchmarks" / "metrics-colored_mnist-wider-bce-s0.json").read_text())
+    assert 0 < fewer["n_test_anomalies"] < 0.9 * result["n_test_anomalies"]
+    missing = run_script("bench_metrics.py", "--explainer", str(tmp_path / "nothing.pt"), results_root=tmp_path, check=False)
+    assert missing.returncode != 0 and "no explainer at" in missing.stderr

@@ -67,6 +67,12 @@ class LossWeights:
     edits of one factor, which nothing in the paper's objective prefers (docs/experiments.md,
     "Session 30"). Whether or not it is weighed, the trainer logs it as ``edit_rank``.
 
+    ``cycle`` is **our option, not the paper's** (``None`` by default: the cycle term takes ``rec``,
+    the paper's one shared weight): a weight of ‖x − G(G(x, α, k), s, k)‖₁ of its own, while ``rec``
+    keeps weighing ‖x − G(x, s, k)‖₁. The cycle asks G to undo its edit. A recolouring is undone
+    from a few bits (which colour it was), a digit redrawn as another must hide the whole old shape
+    in the new one, so the cycle prices the two routes to normal very differently.
+
     ``faint`` is **our addition, not in the paper** (0 by default): an erasure guard. It weighs
     :func:`~cfx_lib.counterfactual.losses.faint_shortfall` of the counterfactuals G(x, α, k), how
     far their contrast falls below that of the faintest real training images (the
@@ -85,10 +91,13 @@ class LossWeights:
     proximity: float = 0.0
     edit_rank: float = 0.0
     faint: float = 0.0
+    cycle: float | None = None
 
     def __post_init__(self) -> None:
         for f in dataclasses.fields(self):
             value = getattr(self, f.name)
+            if f.name == "cycle" and value is None:  # the paper's shared weight, ``rec``
+                continue
             if not _is_number(value) or value < 0:
                 raise ValueError(f"loss weight {f.name!r} must be a non-negative number, got {value!r}")
 

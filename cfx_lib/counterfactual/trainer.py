@@ -5,7 +5,7 @@ s = φ(x), α ~ U[0, 1], k ~ U{0..K−1}, x_t = G(x, α, k), x_cyc = G(x_t, s, k
 
 - D: hinge(D(x, s), D(x_t, α));
 - G+R: λ_gan·(−D(x_t, α)) + λ_score·(BCE(φ(x_t), α) + BCE(φ(x_cyc), s))
-  + λ_rec·(‖x − x_rec‖₁ + ‖x − x_cyc‖₁)
+  + λ_rec·(‖x − x_rec‖₁ + ‖x − x_cyc‖₁)   (the cycle term weighed apart when ``weights.cycle`` is set)
   + λ_con·(CE(R(x, x_t), k) + CE(R(x_t, x_cyc), k) + CE(R(x, x_cyc), 0) + CE(R(x, x_rec), 0))
   [+ λ_distinct·overlap(x_t − x, G(x, α, k′) − x) with k′ ≠ k: our addition, off by default]
   [+ λ_proximity·‖x − x_t‖₁: our addition, off by default]
@@ -58,7 +58,7 @@ from .explain import generate
 from .models import ConceptClassifier, Discriminator, Generator, build_concept_classifier, build_discriminator, build_generator
 
 LAST = "cf_last.pt"  # full training state, for resume
-LOSS_COLUMNS = ("iteration", "d_loss", "g_gan", "score", "score_excess", "rec", "con", "distinct", "proximity", "edit_rank", "faint", "r_acc", "total", "seconds")
+LOSS_COLUMNS = ("iteration", "d_loss", "g_gan", "score", "score_excess", "rec", "cycle", "con", "distinct", "proximity", "edit_rank", "faint", "r_acc", "total", "seconds")
 
 
 @dataclass
@@ -467,14 +467,19 @@ def train_counterfactual(
         phi_t = phi(perturb(x_t, gen=gen, **cfg.score_reading))
         phi_cyc = phi(perturb(x_cyc, gen=gen, **cfg.score_reading))
         score = L.score_loss(phi_t, alpha, **space) + L.score_loss(phi_cyc, s, **space)
-        rec = L.l1(x, x_rec) + L.l1(x, x_cyc)
+        own, cycle = L.l1(x, x_rec), L.l1(x, x_cyc)
+        rec = own + cycle
         logits_t = r(x, x_t)
         con = (L.concept_loss(logits_t, k) + L.concept_loss(r(x_t, x_cyc), k)
                + L.concept_loss(r(x, x_cyc), None) + L.concept_loss(r(x, x_rec), None))
         proximity = L.l1(x, x_t)
         # off (λ_score 0, or within score_warmup): logged only, and no backward pass through φ
         weighed_score = w.score * score if w.score > 0 and it >= cfg.score_warmup else 0.0
-        total = w.gan * g_gan + weighed_score + w.rec * rec + w.con * con + w.proximity * proximity
+        if w.cycle is None:  # the paper's one weight for both L1 terms (kept as one product, bit for bit)
+            weighed_rec = w.rec * rec
+        else:
+            weighed_rec = w.rec * own + w.cycle * cycle
+        total = w.gan * g_gan + weighed_score + weighed_rec + w.con * con + w.proximity * proximity
         priors = {}  # our optional terms: logged always, weighed only when on
         for name, term in (("edit_rank", lambda: L.edit_rank(x_t - x)),
                            ("faint", lambda: L.faint_shortfall(contrast(x_t), floor, faint_weights(s, alpha)))):
@@ -499,7 +504,7 @@ def train_counterfactual(
             row = {"d_loss": d_loss.item(), "g_gan": g_gan.item(), "score": score.item(),
                    "score_excess": (L.score_loss_excess(phi_t, alpha, **space)
                                     + L.score_loss_excess(phi_cyc, s, **space)).item(),
-                   "rec": rec.item(), "con": con.item(), "distinct": distinct.item(),
+                   "rec": rec.item(), "cycle": cycle.item(), "con": con.item(), "distinct": distinct.item(),
                    "proximity": proximity.item(), **{name: value.item() for name, value in priors.items()},
                    "r_acc": (logits_t.argmax(1) == k).float().mean().item(), "total": total.item()}
         for key, value in row.items():

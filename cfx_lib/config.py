@@ -244,6 +244,10 @@ _QUICK_CF = dict(g_widths=(32, 64), g_res_blocks=1, d_widths=(32, 64, 64), r_wid
 # Batch norm's running averages from the transform passes only (g_running_stats "transform", session 46): training
 # unchanged (identical weights), explanations from other averages; three pairs (BCE-OE whole seeds 2 / 0, HSC-OE 0,
 # generator seed 1) oracle-normal -0.009 ± 0.011, purity 0.601 / 0.665 / 0.616 -> 0.497 / 0.566 / 0.618. So it stays off.
+# The cycle term weighed apart from L_rec (weights.cycle, session 49; docs/experiments.md, "Session 49"), under φ read
+# through rotations (sessions 47-48): 5 instead of 10 on the marks detectors, generator seed 1, whole seeds 2 / 0 / 1,
+# 900 iterations: oracle-normal 0.220 / 0.522 / 0.310 -> 0.053 / 0.557 / 0.370 (-0.024 ± 0.124), purity -0.026 ± 0.020;
+# 2 on the profile detector (whole seed 2) 0.453 -> 0.037. The cycle is what keeps G off φ's shortcuts. So it stays unset.
 _CF_28 = {"g_skip": True, "cycle_noise": 0.1}
 _QUICK_CF_28 = {**_QUICK_CF, **_CF_28, "score_shift": 4, "iterations": 900}
 

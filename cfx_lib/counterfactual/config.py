@@ -71,7 +71,11 @@ class LossWeights:
     the paper's one shared weight): a weight of ‖x − G(G(x, α, k), s, k)‖₁ of its own, while ``rec``
     keeps weighing ‖x − G(x, s, k)‖₁. The cycle asks G to undo its edit. A recolouring is undone
     from a few bits (which colour it was), a digit redrawn as another must hide the whole old shape
-    in the new one, so the cycle prices the two routes to normal very differently.
+    in the new one, so the cycle prices the two routes to normal very differently. On ``colored_mnist``
+    (BCE-OE, φ read through rotations, 900 iterations) a lighter cycle opened no digit route but φ's
+    shortcuts: at 2 a multicoloured blob at the top (oracle-normal 0.453 → 0.037), at 5 on a
+    detector whose OE carries marks green-teal recolourings on one whole seed of three (−0.024 ±
+    0.124 over three; docs/experiments.md, "Session 49"), so no profile sets it.
 
     ``faint`` is **our addition, not in the paper** (0 by default): an erasure guard. It weighs
     :func:`~cfx_lib.counterfactual.losses.faint_shortfall` of the counterfactuals G(x, α, k), how

@@ -10,10 +10,11 @@ as a 1 in its own colour, or recoloured to cyan with its digit kept. Each counte
 by the route it took as the run's oracle reads it (:func:`cfx_lib.metrics.single_factor_routes`;
 "other" for none or both), and every detector named scores the counterfactuals of each route
 (:func:`cfx_lib.metrics.route_reading`): as they are, as the counterfactual score loss reads them
-(``--reading profile``, the default: the profile's ``score_shift``, ``score_noise``, ``score_rotate`` and
-``score_scale``; ``--reading checkpoints``: the reading the checkpoints were trained under, which must
-be one for all of them), and along the straight line from the anomaly (blend weights ``--blend``). The sources are two references, every test anomaly recoloured exactly to
-the normal colour (the colour route drawn perfectly, :func:`cfx_lib.metrics.recolor`) and replaced by
+(``--reading profile``, the default: the profile's ``score_shift``, ``score_noise``, ``score_rotate``
+and ``score_scale``; ``--reading checkpoints``: the reading the checkpoints were trained under, which
+must be one for all of them; every source is read the same way), and along the straight line from the
+anomaly (blend weights ``--blend``). The sources are two references, every test anomaly recoloured
+exactly to the normal colour (the colour route drawn perfectly, :func:`cfx_lib.metrics.recolor`) and replaced by
 a real test image of the normal digit drawn in the anomaly's own colour (the digit route drawn
 perfectly, :func:`cfx_lib.metrics.redraw`; one seeded draw of those images), and concept k at ``--alpha`` of each generator
 checkpoint (``cf_last.pt`` of notebook 03 or ``bench_cf_curve.py --out``), whichever detector it was

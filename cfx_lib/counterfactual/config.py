@@ -73,9 +73,9 @@ class LossWeights:
     from a few bits (which colour it was), a digit redrawn as another must hide the whole old shape
     in the new one, so the cycle prices the two routes to normal very differently. On ``colored_mnist``
     (BCE-OE, φ read through rotations, 900 iterations) a lighter cycle opened no digit route but φ's
-    shortcuts: at 2 a multicoloured blob at the top (oracle-normal 0.453 → 0.037), at 5 on a
-    detector whose OE carries marks green-teal recolourings on one whole seed of three (−0.024 ±
-    0.124 over three; docs/experiments.md, "Session 49"), so no profile sets it.
+    shortcuts: at 2, a multicoloured blob at the top (oracle-normal 0.453 → 0.037); at 5, on
+    detectors whose OE carries marks, green-teal recolourings on one whole seed of three (−0.024 ±
+    0.124 over three; docs/experiments.md, "Session 49"). So no profile sets it.
 
     ``faint`` is **our addition, not in the paper** (0 by default): an erasure guard. It weighs
     :func:`~cfx_lib.counterfactual.losses.faint_shortfall` of the counterfactuals G(x, α, k), how

@@ -67,10 +67,9 @@ loaded = [(path, *load_training_checkpoint(path)) for path in args.checkpoints] 
 if args.reading == "checkpoints":
     if not loaded:
         parser.error("--reading checkpoints reads φ as the checkpoints were trained to: name them with --checkpoints")
-    readings = {path: cfg.score_reading for path, _, cfg, _ in loaded}
-    if len({tuple(sorted(r.items())) for r in readings.values()}) > 1:
+    if any(cfg.score_reading != loaded[0][2].score_reading for _, _, cfg, _ in loaded):
         parser.error("--reading checkpoints needs checkpoints trained under one reading of φ, got "
-                     + "; ".join(f"{path}: {r}" for path, r in readings.items()))
+                     + "; ".join(f"{path}: {cfg.score_reading}" for path, _, cfg, _ in loaded))
 
 study = open_study(args.profile, args.dataset, args.seed, args.results_root)
 profile, root, test, setup = study.profile, study.root, study.test, study.setup
